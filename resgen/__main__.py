@@ -1,0 +1,3 @@
+from resgen.cli import main
+
+main()

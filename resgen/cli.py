@@ -1,0 +1,188 @@
+"""Stage 7: the command line. Commands parse arguments, call the pipeline, and print.
+
+Exit codes: 0 success, 1 a negative answer (stale files, differing specs, parity mismatch), 2 an
+error. Errors print one line each, ``FILE:LINE:COL: error: field.path: message``; bad input never
+produces a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from resgen import __version__, load
+from resgen.compiler import Compiled, compile_spec
+from resgen.errors import SpecErrors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(2)
+
+
+def guarded(func: F) -> F:
+    """Turn every failure into located messages on stderr and exit code 2; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from resgen.render import RenderError
+
+        try:
+            return func(*args, **kwargs)
+        except SpecErrors as exc:
+            for error in exc.errors:
+                click.echo(str(error), err=True)
+            sys.exit(2)
+        except RenderError as exc:
+            _fail(f"resgen: error: {exc}")
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(0)
+        except OSError as exc:
+            where = exc.filename or ""
+            _fail(f"{where}: error: {exc.strerror or exc}")
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug in resgen: say so in one line
+            _fail(
+                f"resgen: internal error: {type(exc).__name__}: {exc}. "
+                "This is a bug in resgen; please report it with the spec that caused it."
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _compile_all(specs: tuple[str, ...]) -> list[Compiled]:
+    """Compile every spec, reporting all failing specs before giving up."""
+    compiled: list[Compiled] = []
+    errors = []
+    for arg in specs:
+        try:
+            compiled.append(compile_spec(arg))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise SpecErrors(errors)
+    return compiled
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="resgen")
+def main() -> None:
+    """resgen: compile a declarative ResNet spec into verified PyTorch and Keras 3 source.
+
+    SPEC is a .yaml/.yml/.json file or the name of a shipped preset (see `resgen presets`).
+    """
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@guarded
+def validate(specs: tuple[str, ...]) -> None:
+    """Validate specs and check every layer's shape."""
+    for c in _compile_all(specs):
+        click.echo(f"{c.doc.file}: ok: {c.name}")
+
+
+@main.command()
+@click.argument("spec", metavar="SPEC")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@guarded
+def summary(spec: str, fmt: str) -> None:
+    """Per-layer table (name, op, output shape, params, MACs) and totals."""
+    from resgen import report
+
+    compiled = compile_spec(spec)
+    data = report.summary(compiled)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        report.print_summary_table(data)
+
+
+@main.command()
+@guarded
+def schema() -> None:
+    """JSON Schema of the spec format, for editors."""
+    from resgen.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@main.command()
+@guarded
+def presets() -> None:
+    """List the shipped specs."""
+    from resgen.spec import validate as validate_doc
+
+    for name in load.preset_names():
+        spec = validate_doc(load.load(name))
+        click.echo(f"{name:<26} {spec.description}")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--target", "-t", type=click.Choice(["torch", "keras"]), required=True)
+@click.option("-o", "--output", type=str, default=None, help="Output file, or - for stdout (one spec).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for NAME.py per spec.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any output is stale or missing.")
+@guarded
+def render(specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None, check: bool) -> None:
+    """Render generated model source for every SPEC."""
+    from resgen.render import render as render_source
+    from resgen.render import write_atomic
+
+    if output is not None and out_dir is not None:
+        raise click.UsageError("give -o/--output or --out-dir, not both")
+    if output is not None and len(specs) > 1:
+        raise click.UsageError("-o/--output takes one spec; use --out-dir for several")
+    compiled = _compile_all(specs)
+    texts = [(c, render_source(c, target)) for c in compiled]  # everything renders before anything is written
+    if output in (None, "-") and out_dir is None:
+        if check:
+            raise click.UsageError("--check needs -o FILE or --out-dir DIR to compare against")
+        if len(texts) > 1:
+            raise click.UsageError("several specs need --out-dir")
+        click.echo(texts[0][1], nl=False)
+        return
+    files = {(Path(output) if output else out_dir / f"{c.name}.py"): text for c, text in texts}  # type: ignore[operator]
+    if check:
+        sys.exit(_check(files, specs, target, output, out_dir))
+    write_atomic(files)
+    for path in files:
+        click.echo(f"wrote {path}", err=True)
+
+
+def _check(files: dict[Path, str], specs: tuple[str, ...], target: str, output: str | None,
+           out_dir: Path | None) -> int:
+    stale = 0
+    for path, text in files.items():
+        try:
+            current = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current == text:
+            continue
+        stale += 1
+        old = [] if current is None else current.splitlines(keepends=True)
+        label = f"{path} (missing)" if current is None else str(path)
+        click.echo(f"stale: {label}")
+        sys.stdout.writelines(difflib.unified_diff(old, text.splitlines(keepends=True), str(path), str(path)))
+    if stale:
+        where = f"-o {shlex.quote(output)}" if output else f"--out-dir {shlex.quote(str(out_dir))}"
+        fix = f"resgen render {' '.join(shlex.quote(s) for s in specs)} --target {target} {where}"
+        click.echo(f"{stale} file(s) out of date; to regenerate, run:\n  {fix}")
+        return 1
+    click.echo(f"{len(files)} file(s) up to date")
+    return 0

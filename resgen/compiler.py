@@ -1,0 +1,39 @@
+"""The front half of the pipeline in one call: load -> validate -> lower -> passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from resgen import load, lower, passes, spec
+from resgen.errors import SpecErrors
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A spec that passed every check, with its annotated layer graph."""
+
+    doc: load.Document
+    spec: spec.Spec
+    graph: nx.DiGraph
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def compile_document(doc: load.Document) -> Compiled:
+    """Validate, lower and analyse a loaded document; raise `SpecErrors` locating any problem."""
+    model = spec.validate(doc)
+    graph = lower.lower(model)
+    try:
+        passes.run_all(graph)
+    except passes.GraphErrors as exc:
+        raise SpecErrors([doc.error(e.origin, e.message) for e in exc.errors]) from None
+    return Compiled(doc, model, graph)
+
+
+def compile_spec(arg: str) -> Compiled:
+    """Compile a spec given as a file path or preset name."""
+    return compile_document(load.load(arg))

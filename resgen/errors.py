@@ -1,0 +1,48 @@
+"""Errors as values: every failure a user can cause is a `SpecError` with a location.
+
+A `SpecError` prints as ``FILE:LINE:COL: error: field.path: message``. Stages collect them and
+raise a `SpecErrors` bundle; the CLI prints each one and exits 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+Path = tuple[str | int, ...]
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """Render a field path as users write it: ``stages[2].blocks``; ``<root>`` for the document."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "<root>"
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """One problem with one spec, pointing at the field responsible."""
+
+    file: str
+    path: Path
+    message: str
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        return f"{where}: error: {format_path(self.path)}: {self.message}"
+
+
+class SpecErrors(Exception):
+    """One or more `SpecError`s; raised by a stage that cannot go on."""
+
+    def __init__(self, errors: Iterable[SpecError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))

@@ -1,0 +1,365 @@
+"""Stage 2: the spec format, as pydantic models, and validation of loaded data against it.
+
+Every model is strict (no bool for int, no quoted numbers), frozen, and forbids unknown keys.
+Alternatives are discriminated unions keyed by ``kind`` so that new kinds (deep stems,
+squeeze-and-excitation blocks, ...) slot in without changing what existing specs mean.
+
+Conventions, stated once:
+- ``filters`` of a stage is the block's base width ("planes" in torchvision); a block outputs
+  ``filters * expansion`` channels.
+- BatchNorm ``momentum`` follows Keras: ``running = momentum * running + (1 - momentum) * batch``.
+  PyTorch's ``momentum`` argument is ``1 - momentum``.
+- ``regularization.l2`` is Keras' ``l2(r)`` on kernels (adds ``r * sum(w**2)`` to the loss); in
+  PyTorch it is weight decay ``2 * r`` on exactly those weights.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import keyword
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from resgen.errors import SpecError, SpecErrors
+from resgen.load import Document
+
+FORMAT_VERSION = 1
+IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class InputShape(_Model):
+    """Shape of one input image, channels last as the spec states it."""
+
+    height: int = Field(ge=1, le=4096)
+    """Image height in pixels."""
+    width: int = Field(ge=1, le=4096)
+    """Image width in pixels."""
+    channels: int = Field(default=3, ge=1, le=1024)
+    """Number of input channels (3 for RGB)."""
+
+
+class BatchNorm(_Model):
+    """BatchNorm settings shared by every normalization layer."""
+
+    epsilon: float = Field(default=1e-5, gt=0.0, le=1.0)
+    """Added to the variance before the square root (torchvision 1e-5, keras.applications 1.001e-5)."""
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """Keras convention: running = momentum * running + (1 - momentum) * batch. PyTorch's is 1 - this."""
+
+
+class MaxPool(_Model):
+    """Max-pooling after the stem convolution, padded with zeros."""
+
+    kernel_size: int = Field(default=3, ge=1, le=15)
+    """Pooling window side."""
+    stride: int = Field(default=2, ge=1, le=8)
+    """Pooling stride."""
+    padding: int = Field(default=1, ge=0, le=7)
+    """Zero padding on every side before pooling."""
+
+
+class ConvStem(_Model):
+    """One convolution, optionally BatchNorm + ReLU and a max-pool: the ImageNet stem (7x7/2 + 3x3/2
+    pool), the CIFAR stem (3x3/1, no pool) and the seed's tiny-ImageNet stem (5x5/1 + 3x3/2 pool)."""
+
+    kind: Literal["conv"]
+    """Stem kind."""
+    filters: int = Field(default=64, ge=1, le=4096)
+    """Output channels of the stem convolution."""
+    kernel_size: int = Field(default=7, ge=1, le=15)
+    """Kernel side of the stem convolution (odd)."""
+    stride: int = Field(default=2, ge=1, le=8)
+    """Stride of the stem convolution."""
+    norm: bool = True
+    """BatchNorm + ReLU after the convolution (false for pre-activation nets, whose first block normalizes)."""
+    pool: MaxPool | None = None
+    """Max-pool after the convolution; null for none."""
+    input_norm: bool = False
+    """BatchNorm on the raw input before the convolution (the seed's ResNet does this)."""
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> ConvStem:
+        if self.kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be odd so that padding keeps the image centred")
+        return self
+
+
+Stem = Annotated[ConvStem, Field(discriminator="kind")]
+
+
+class Stage(_Model):
+    """A run of blocks at one resolution."""
+
+    blocks: int = Field(ge=1, le=1000)
+    """Number of residual blocks."""
+    filters: int = Field(ge=1, le=8192)
+    """Base width of the blocks (torchvision's "planes"); each block outputs filters * expansion channels."""
+    stride: int = Field(ge=1, le=4)
+    """Downsampling factor of the stage, applied in one block (see block.stride_block)."""
+
+
+class _BlockBase(_Model):
+    preactivation: bool = False
+    """Pre-activation (He et al. 2016): BN-ReLU before each convolution, nothing after the addition."""
+    stride_block: Literal["first", "last"] = "first"
+    """Which block of a stage carries the stride: first (torchvision, keras V1) or last (keras V2)."""
+
+
+class BasicBlock(_BlockBase):
+    """Two 3x3 convolutions (ResNet-18/34, CIFAR ResNets)."""
+
+    kind: Literal["basic"]
+    """Block kind."""
+    expansion: Literal[1] = 1
+    """Output channels per unit of filters; always 1 for basic blocks."""
+
+
+class BottleneckBlock(_BlockBase):
+    """1x1 reduce, 3x3 (optionally grouped), 1x1 expand."""
+
+    kind: Literal["bottleneck"]
+    """Block kind."""
+    expansion: int = Field(default=4, ge=1, le=16)
+    """Output channels = filters * expansion."""
+    groups: int = Field(default=1, ge=1, le=1024)
+    """Groups of the 3x3 convolution (ResNeXt cardinality)."""
+    width_per_group: int = Field(default=64, ge=1, le=4096)
+    """Inner width = filters * width_per_group // 64 * groups (torchvision's rule; 128 gives Wide ResNet-2)."""
+    stride_on: Literal["conv1", "conv2"] = "conv2"
+    """Convolution that carries the stride: conv2, the 3x3 (torchvision, "ResNet v1.5"), or conv1, the
+    first 1x1 (the original paper and keras.applications V1)."""
+
+
+Block = Annotated[BasicBlock | BottleneckBlock, Field(discriminator="kind")]
+
+
+class ProjectionShortcut(_Model):
+    """A 1x1 convolution (optionally followed by BatchNorm) where the residual shape changes."""
+
+    kind: Literal["projection"]
+    """Shortcut kind."""
+    norm: bool = True
+    """BatchNorm after the projection convolution."""
+    source: Literal["input", "preactivated"] = "input"
+    """Tensor the projection reads: the block input, or (pre-activation blocks) the input after the
+    block's first BN-ReLU."""
+    when: Literal["needed", "first_block"] = "needed"
+    """Project only where the shape changes, or on the first block of every stage (keras V1, the seed)."""
+    stride_only: Literal["project", "max_pool"] = "project"
+    """Where only the resolution changes: project, or subsample with a 1x1 max-pool (keras V2)."""
+
+
+class ZeroPadShortcut(_Model):
+    """He et al. 2015 option A: subsample by striding and zero-pad the new channels; no parameters."""
+
+    kind: Literal["zero_pad"]
+    """Shortcut kind."""
+
+
+Shortcut = Annotated[ProjectionShortcut | ZeroPadShortcut, Field(discriminator="kind")]
+
+
+class Regularization(_Model):
+    """Weight penalties."""
+
+    l2: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Keras l2(r) on every convolution and dense kernel; equals PyTorch weight decay 2r on them."""
+
+
+class _HeadBase(_Model):
+    norm: bool = False
+    """BatchNorm + ReLU before pooling (pre-activation nets)."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout rate before the classifier; 0 for none."""
+    classes: int = Field(default=1000, ge=1, le=1_000_000)
+    """Number of output classes."""
+    output: Literal["logits", "softmax"] = "logits"
+    """What the model returns: raw logits (torchvision) or softmax probabilities (keras.applications)."""
+
+
+class GlobalPoolHead(_HeadBase):
+    """Global average pooling, then a dense classifier."""
+
+    kind: Literal["global_pool"]
+    """Head kind."""
+
+
+class PoolFlattenHead(_HeadBase):
+    """The seed's head: a fixed average pool, flatten, then a dense classifier."""
+
+    kind: Literal["pool_flatten"]
+    """Head kind."""
+    pool_size: int = Field(default=8, ge=1, le=64)
+    """Side (and stride) of the average-pooling window."""
+
+
+Head = Annotated[GlobalPoolHead | PoolFlattenHead, Field(discriminator="kind")]
+
+
+class Spec(_Model):
+    """A ResNet architecture."""
+
+    format_version: Literal[1]
+    """Version of this spec format."""
+    name: str = Field(pattern=IDENTIFIER)
+    """Model name: letters, digits and underscores, starting with a letter."""
+    description: str = Field(default="", max_length=500)
+    """Free text for people; reaches generated code only as a string literal."""
+    input: InputShape
+    """Input image shape."""
+    stem: Stem
+    """Layers before the first stage."""
+    block: Block
+    """The residual block every stage is built from."""
+    stages: list[Stage] = Field(min_length=1, max_length=8)
+    """The stages, in order."""
+    shortcut: Shortcut = ProjectionShortcut(kind="projection")
+    """How a block's input reaches its addition when the shape changes."""
+    norm: BatchNorm = BatchNorm()
+    """BatchNorm settings."""
+    conv_bias: Literal["none", "all", "unnormalized"] = "none"
+    """Bias on convolutions: none (torchvision), all (keras V1), or only on convolutions not directly
+    followed by BatchNorm (keras V2)."""
+    padding: Literal["symmetric", "tf_same"] = "symmetric"
+    """Symmetric padding of k // 2, or TensorFlow's "same" (extra row/column at the bottom/right where
+    a strided convolution needs an odd amount), as the seed's Keras code uses."""
+    regularization: Regularization = Regularization()
+    """Weight penalties."""
+    head: Head
+    """Layers after the last stage."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
+            raise ValueError(f"name {self.name!r} is a Python keyword")
+        if (
+            isinstance(self.shortcut, ProjectionShortcut)
+            and self.shortcut.source == "preactivated"
+            and not self.block.preactivation
+        ):
+            raise ValueError(
+                "shortcut.source 'preactivated' needs block.preactivation: true; use 'input'"
+            )
+        return self
+
+    def canonical_json(self) -> str:
+        """The spec with every default spelled out, keys sorted: equal for equal networks."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "resgen ResNet spec"
+    return schema
+
+
+# --- validation with located messages -----------------------------------------------------------
+
+_MODEL_ERRORS_AT_FIELD = {
+    # model-level rules: which field the message is about
+    "needs block.preactivation": ("shortcut", "source"),
+    "is a Python keyword": ("name",),
+    "kernel_size must be odd": ("kernel_size",),
+}
+
+
+def validate(doc: Document) -> Spec:
+    """Validate loaded data into a `Spec`; raise `SpecErrors` locating every problem."""
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        errors = [_locate(doc, err) for err in exc.errors(include_url=False)]
+        ordered = sorted(set(errors), key=lambda e: (e.line or 0, e.column or 0, str(e)))
+        raise SpecErrors(ordered) from None
+
+
+def _locate(doc: Document, err: Any) -> SpecError:
+    path = _data_path(doc.data, err["loc"])
+    kind = err["type"]
+    message = err["msg"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        found = err.get("ctx", {}).get("tag")
+        what = f"unknown kind {found!r}" if kind == "union_tag_invalid" else "'kind' is missing"
+        return doc.error((*path, "kind") if found else path, f"{what}; expected one of: {expected}")
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        for needle, suffix in _MODEL_ERRORS_AT_FIELD.items():
+            if needle in message and suffix[0] not in path[-1:]:
+                path = (*path, *suffix)
+                break
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(doc.data, path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+        message = f"unknown field {path[-1]!r}"
+        message += f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+        return doc.error(path, message, key=True)
+    if kind == "missing":
+        return doc.error(path, "required field is missing")
+    value = err.get("input")
+    if path in doc.quoted and isinstance(value, str) and kind in ("int_type", "float_type"):
+        message += f"; got the quoted string {value!r}, write it without quotes"
+    elif kind == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        message += f"; {value!r} is a string in YAML 1.2, write true or false"
+    elif kind in ("int_type", "float_type", "bool_type", "string_type", "literal_error"):
+        message += f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    return doc.error(path, message)
+
+
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Turn a pydantic error location into a path through the user's data, dropping union tags."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+            continue  # pydantic names the union member it tried; the user's data has no such level
+        if isinstance(part, str) and part.startswith(("function-", "model-")):
+            continue
+        path.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(path)
+
+
+def _allowed_fields(data: Any, parent: tuple[str | int, ...]) -> list[str]:
+    """Field names the model at `parent` accepts."""
+    model: Any = Spec
+    node = data
+    for part in parent:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = _model_for(annotation, node)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_for(annotation: Any, node: Any) -> Any:
+    """The model class a field holds (the union member named by ``kind``, for unions)."""
+    args = getattr(annotation, "__args__", None) or (annotation,)
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    kind = node.get("kind") if isinstance(node, dict) else None
+    for model in models:
+        if len(models) == 1 or kind in model.model_fields["kind"].annotation.__args__:
+            return model
+    return None
