@@ -134,11 +134,17 @@ def presets() -> None:
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--target", "-t", type=click.Choice(["torch", "keras"]), required=True)
 @click.option("-o", "--output", type=str, default=None, help="Output file, or - for stdout (one spec).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for NAME.py per spec.")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for NAME.py per spec.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any output is stale or missing.")
 @guarded
-def render(specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None, check: bool) -> None:
+def render(
+    specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None, check: bool
+) -> None:
     """Render generated model source for every SPEC."""
     from resgen.render import render as render_source
     from resgen.render import write_atomic
@@ -164,8 +170,9 @@ def render(specs: tuple[str, ...], target: str, output: str | None, out_dir: Pat
         click.echo(f"wrote {path}", err=True)
 
 
-def _check(files: dict[Path, str], specs: tuple[str, ...], target: str, output: str | None,
-           out_dir: Path | None) -> int:
+def _check(
+    files: dict[Path, str], specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None
+) -> int:
     stale = 0
     for path, text in files.items():
         try:

@@ -34,7 +34,10 @@ MAX_NODES = 50_000
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 _DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+# Allowed raw text: tab, newline and carriage return (CRLF files); nothing else below 0x20.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
+# Inside a value (after YAML escapes are decoded), no control character or line separator at all.
+_CONTROL_IN_VALUE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -134,24 +137,31 @@ def parse(raw: bytes, file: str, *, json_input: bool = False) -> Document:
     return Document(file, data, builder.positions, builder.key_positions, frozenset(builder.quoted))
 
 
+_JSON_CONSTANT = re.compile(r"-?\b(?:NaN|Infinity)\b")
+
+
 def _check_json(text: str, file: str) -> None:
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a number a spec can hold; write a finite number")
-
-    def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-        return dict(pairs)
-
+    """Strict JSON: the syntax, and no NaN or Infinity (Python's reader accepts both)."""
     try:
-        json.loads(text, parse_constant=reject_constant, object_pairs_hook=reject_duplicates)
+        json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise SpecErrors([SpecError(file, (), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]) from None
-    except (ValueError, RecursionError) as exc:
-        raise SpecErrors([SpecError(file, (), f"invalid JSON: {exc}")]) from None
+    except ValueError:
+        match = _JSON_CONSTANT.search(text)
+        start = match.start() if match else 0
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        token = match.group() if match else "NaN"
+        message = f"invalid JSON: {token} is not a number a spec can hold; write a finite number"
+        raise SpecErrors([SpecError(file, (), message, line, col)]) from None
+    except RecursionError:
+        raise SpecErrors(
+            [SpecError(file, (), f"invalid JSON: nested more than {MAX_DEPTH} levels")]
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 def _compose(text: str, file: str) -> Node:
@@ -169,6 +179,20 @@ def _compose(text: str, file: str) -> Node:
     if node is None:
         raise SpecErrors([SpecError(file, (), "file is empty; a spec is a mapping of fields")])
     return node
+
+
+def _ambiguous_int(text: str) -> str:
+    """Explain an integer spelled in a way YAML readers disagree on, and what to write instead."""
+    sign, digits = (text[0], text[1:]) if text[0] in "+-" else ("", text)
+    if "_" in digits:
+        return f"{text!r}: write the integer without underscores, {sign}{digits.replace('_', '')}"
+    if digits.isdigit():  # leading zero: octal in YAML 1.1, decimal in YAML 1.2
+        return f"{text!r} has a leading zero, which YAML 1.1 reads as octal; write {sign}{int(digits)}"
+    try:
+        value = int(digits, 0)
+    except ValueError:
+        return f"{text!r} is not a decimal integer"
+    return f"{text!r}: write the decimal integer {sign}{value}"
 
 
 def _position(node: Node) -> tuple[int, int]:
@@ -206,11 +230,11 @@ class _Builder:
         tag = str(node.tag)
         if isinstance(node, MappingNode):
             if tag != _STD_TAG + "map":
-                raise self.fail(node, path, f"tag {tag!r} is not allowed; specs use plain mappings")
+                raise self.fail(node, path, f"tag {tag!r} is not allowed; a spec holds plain values only")
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
             if tag != _STD_TAG + "seq":
-                raise self.fail(node, path, f"tag {tag!r} is not allowed; specs use plain lists")
+                raise self.fail(node, path, f"tag {tag!r} is not allowed; a spec holds plain values only")
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
         return self._scalar(node, path, tag)
@@ -237,6 +261,13 @@ class _Builder:
         if node.style in ("'", '"', "|", ">"):
             self.quoted.add(path)
         if tag == _STD_TAG + "str":
+            bad = _CONTROL_IN_VALUE.search(text)
+            if bad:
+                raise self.fail(
+                    node,
+                    path,
+                    f"control character {bad.group()!r} is not allowed in a value; write one line of text",
+                )
             return text
         if tag == _STD_TAG + "null":
             return None
@@ -244,14 +275,7 @@ class _Builder:
             return text.lower() == "true"
         if tag == _STD_TAG + "int":
             if not _DECIMAL_INT.fullmatch(text):
-                digits = text.replace("_", "")
-                hint = f"; write {int(digits.lstrip('0') or '0')}" if digits.isdigit() else ""
-                raise self.fail(
-                    node,
-                    path,
-                    f"{text!r} is ambiguous (octal, hex or grouped in some YAML readers); "
-                    f"write a plain decimal integer{hint}",
-                )
+                raise self.fail(node, path, _ambiguous_int(text))
             return int(text)
         if tag == _STD_TAG + "float":
             if text.lower().lstrip("+-") in (".inf", ".nan"):
@@ -262,4 +286,4 @@ class _Builder:
             if not math.isfinite(value):
                 raise self.fail(node, path, f"{text!r} overflows; write a finite number")
             return value
-        raise self.fail(node, path, f"tag {tag!r} is not allowed in a spec")
+        raise self.fail(node, path, f"tag {tag!r} is not allowed; a spec holds plain values only")

@@ -30,7 +30,16 @@ from resgen.spec import BottleneckBlock, ProjectionShortcut, Spec, ZeroPadShortc
 # Every op kind the graph can hold, with the attributes lowering sets. Backends must handle all.
 OPS: dict[str, tuple[str, ...]] = {
     "input": ("channels", "height", "width"),
-    "conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding_mode", "groups", "bias", "l2"),
+    "conv2d": (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding_mode",
+        "groups",
+        "bias",
+        "l2",
+    ),
     "batch_norm": ("channels", "epsilon", "momentum"),
     "relu": (),
     "max_pool": ("kernel_size", "stride", "padding", "input_nonnegative"),
@@ -80,7 +89,16 @@ class _Builder:
         return name
 
     def conv(
-        self, name: str, x: str, origin: Path, *, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1
+        self,
+        name: str,
+        x: str,
+        origin: Path,
+        *,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        groups: int = 1,
     ) -> str:
         return self.add(
             name,
@@ -272,7 +290,12 @@ def _head(b: _Builder, x: str, channels: int) -> None:
         x = b.relu("head.relu", x, ("head", "norm"))
     if head.kind == "pool_flatten":
         x = b.add(
-            "head.pool", "avg_pool", (x,), ("head", "pool_size"), kernel_size=head.pool_size, stride=head.pool_size
+            "head.pool",
+            "avg_pool",
+            (x,),
+            ("head", "pool_size"),
+            kernel_size=head.pool_size,
+            stride=head.pool_size,
         )
         x = b.add("head.flatten", "flatten", (x,), ("head", "kind"))
     else:
@@ -280,7 +303,12 @@ def _head(b: _Builder, x: str, channels: int) -> None:
     if head.dropout > 0:
         x = b.add("head.dropout", "dropout", (x,), ("head", "dropout"), rate=head.dropout)
     x = b.add(
-        "head.fc", "dense", (x,), ("head", "classes"), out_features=head.classes, bias=True,
+        "head.fc",
+        "dense",
+        (x,),
+        ("head", "classes"),
+        out_features=head.classes,
+        bias=True,
         l2=b.spec.regularization.l2,
     )
     if head.output == "softmax":

@@ -53,7 +53,20 @@ def tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class _ShapeError(Exception):
-    pass
+    """A shape rule failed; `field` names the spec field to blame, when the rule knows it better."""
+
+    def __init__(self, message: str, field: Path | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check_stride(h: int, w: int, stride: int, what: str) -> None:
+    if stride > 1 and (h < stride or w < stride):
+        raise _ShapeError(
+            f"{what} with stride {stride} gets a {h}x{w} map: the spatial size has collapsed; "
+            "use a larger input or fewer strides",
+            ("stride",),
+        )
 
 
 def _spatial(shape: Shape, op: str) -> tuple[int, int, int]:
@@ -74,8 +87,10 @@ def _shape_conv2d(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
         raise _ShapeError(f"expects {attrs['in_channels']} input channels, gets {c}")
     if c % g or attrs["out_channels"] % g:
         raise _ShapeError(
-            f"groups={g} must divide both {c} input and {attrs['out_channels']} output channels"
+            f"groups={g} must divide both {c} input and {attrs['out_channels']} output channels",
+            ("groups",),
         )
+    _check_stride(h, w, s, f"a {k}x{k} convolution")
     if attrs["padding_mode"] == "tf_same":
         pads = (tf_same_pads(h, k, s), tf_same_pads(w, k, s))
     else:
@@ -100,6 +115,7 @@ def _shape_batch_norm(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
 def _shape_max_pool(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
     c, h, w = _spatial(ins[0], "max_pool")
     k, s, p = attrs["kernel_size"], attrs["stride"], attrs["padding"]
+    _check_stride(h, w, s, f"a {k}x{k} max-pool")
     oh, ow = conv_out(h, k, s, 2 * p), conv_out(w, k, s, 2 * p)
     if oh < 1 or ow < 1:
         raise _ShapeError(f"a {k}x{k}/{s} max-pool collapses the {h}x{w} input to {max(oh, 0)}x{max(ow, 0)}")
@@ -162,6 +178,15 @@ SHAPE_RULES: dict[str, Callable[[dict[str, Any], list[Shape]], Shape]] = {
 assert set(SHAPE_RULES) == set(OPS), "every op needs a shape rule"
 
 
+def _blame(origin: Path, field: Path | None) -> Path:
+    """The spec field behind a failed rule: a stage's or the stem's own field where there is one."""
+    if field == ("groups",):
+        return ("block", "groups")
+    if field and origin[:1] in (("stages",), ("stem",)) and len(origin) <= 2:
+        return (*origin, *field)
+    return origin
+
+
 def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
     """Annotate every node with ``shape``; raise `GraphErrors` at the first layer that cannot work."""
     for name in layers(graph):
@@ -170,7 +195,8 @@ def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
         try:
             node["shape"] = SHAPE_RULES[node["op"]](node, ins)
         except _ShapeError as exc:
-            raise GraphErrors([GraphError(name, node["origin"], f"layer {name}: {exc}")]) from None
+            origin = _blame(node["origin"], exc.field)
+            raise GraphErrors([GraphError(name, origin, f"layer {name}: {exc}")]) from None
     return graph
 
 

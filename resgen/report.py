@@ -60,5 +60,9 @@ def print_summary_table(data: dict[str, Any]) -> None:
     console = Console(width=110)
     console.print(table)
     console.print(f"Learnable params:     {data['params']:,}")
-    console.print(f"Non-trainable params: {data['non_trainable_params']:,}  (BatchNorm running mean and variance)")
-    console.print(f"MACs:                 {data['macs']:,}  ({data['macs'] / 1e9:.3f} G; convolutions and dense)")
+    console.print(
+        f"Non-trainable params: {data['non_trainable_params']:,}  (BatchNorm running mean and variance)"
+    )
+    console.print(
+        f"MACs:                 {data['macs']:,}  ({data['macs'] / 1e9:.3f} G; convolutions and dense)"
+    )

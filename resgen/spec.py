@@ -78,7 +78,7 @@ class ConvStem(_Model):
     stride: int = Field(default=2, ge=1, le=8)
     """Stride of the stem convolution."""
     norm: bool = True
-    """BatchNorm + ReLU after the convolution (false for pre-activation nets, whose first block normalizes)."""
+    """BatchNorm + ReLU after the convolution (false for pre-activation nets: their blocks normalize)."""
     pool: MaxPool | None = None
     """Max-pool after the convolution; null for none."""
     input_norm: bool = False
@@ -131,7 +131,7 @@ class BottleneckBlock(_BlockBase):
     groups: int = Field(default=1, ge=1, le=1024)
     """Groups of the 3x3 convolution (ResNeXt cardinality)."""
     width_per_group: int = Field(default=64, ge=1, le=4096)
-    """Inner width = filters * width_per_group // 64 * groups (torchvision's rule; 128 gives Wide ResNet-2)."""
+    """Inner width = filters * width_per_group // 64 * groups (torchvision's rule; 128: Wide ResNet-2)."""
     stride_on: Literal["conv1", "conv2"] = "conv2"
     """Convolution that carries the stride: conv2, the 3x3 (torchvision, "ResNet v1.5"), or conv1, the
     first 1x1 (the original paper and keras.applications V1)."""
@@ -244,9 +244,7 @@ class Spec(_Model):
             and self.shortcut.source == "preactivated"
             and not self.block.preactivation
         ):
-            raise ValueError(
-                "shortcut.source 'preactivated' needs block.preactivation: true; use 'input'"
-            )
+            raise ValueError("'preactivated' needs block.preactivation: true; use 'input'")
         return self
 
     def canonical_json(self) -> str:
@@ -268,7 +266,7 @@ def json_schema() -> dict[str, Any]:
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
-    "needs block.preactivation": ("shortcut", "source"),
+    "'preactivated' needs block.preactivation": ("shortcut", "source"),
     "is a Python keyword": ("name",),
     "kernel_size must be odd": ("kernel_size",),
 }
@@ -289,7 +287,7 @@ def _locate(doc: Document, err: Any) -> SpecError:
     kind = err["type"]
     message = err["msg"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        expected = err.get("ctx", {}).get("expected_tags", "")
+        expected = ", ".join(repr(k) for k in _kinds_at(path))
         found = err.get("ctx", {}).get("tag")
         what = f"unknown kind {found!r}" if kind == "union_tag_invalid" else "'kind' is missing"
         return doc.error((*path, "kind") if found else path, f"{what}; expected one of: {expected}")
@@ -308,12 +306,12 @@ def _locate(doc: Document, err: Any) -> SpecError:
     if kind == "missing":
         return doc.error(path, "required field is missing")
     value = err.get("input")
-    if path in doc.quoted and isinstance(value, str) and kind in ("int_type", "float_type"):
+    if path in doc.quoted and isinstance(value, str) and kind in ("int_type", "float_type", "bool_type"):
         message += f"; got the quoted string {value!r}, write it without quotes"
     elif kind == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
         message += f"; {value!r} is a string in YAML 1.2, write true or false"
-    elif kind in ("int_type", "float_type", "bool_type", "string_type", "literal_error"):
-        message += f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    elif not isinstance(value, (dict, list)) and kind != "value_error":
+        message += f" (got {value!r})"
     return doc.error(path, message)
 
 
@@ -352,6 +350,24 @@ def _allowed_fields(data: Any, parent: tuple[str | int, ...]) -> list[str]:
         if model is None:
             return []
     return list(model.model_fields)
+
+
+def _kinds_at(path: tuple[str | int, ...]) -> list[str]:
+    """The `kind` values a union field accepts."""
+    model: Any = Spec
+    annotation: Any = None
+    for part in path:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = _model_for(annotation, None)
+    members = getattr(annotation, "__args__", None) or (annotation,)
+    return [
+        k
+        for m in members
+        if isinstance(m, type) and issubclass(m, BaseModel)
+        for k in m.model_fields["kind"].annotation.__args__
+    ]
 
 
 def _model_for(annotation: Any, node: Any) -> Any:

@@ -1,0 +1,204 @@
+"""The corpus of bad specs: each gives its expected located message, exit 2, and no traceback.
+
+Each row: file under tests/bad_specs/, the ":LINE:COL" the message points at ("" where the input has no
+position), and the text after "error: " (field path and message).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from resgen.cli import main
+
+CORPUS = Path(__file__).resolve().parent / "bad_specs"
+
+EXPECTED = [
+    ("alias_bomb.yaml", ":1:32", "e[3][3][8][8][8]: spec has more than 50,000 values (aliases included)"),
+    (
+        "bad_name_injection.yaml",
+        ":2:7",
+        "name: String should match pattern '^[A-Za-z][A-Za-z0-9_]{0,63}$' (got 'tiny; import os')",
+    ),
+    ("bool_for_int.yaml", ":7:14", "stages[0].blocks: Input should be a valid integer (got True)"),
+    (
+        "carriage_return_in_name.yaml",
+        ":2:7",
+        "name: control character '\\r' is not allowed in a value; write one line of text",
+    ),
+    (
+        "collapse_stage.yaml",
+        ":8:38",
+        "stages[1].stride: layer stage2.block1.conv1: a 3x3 convolution with stride 2 gets a 1x32 map: the spatial size has collapsed; use a larger input or fewer strides",
+    ),
+    ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
+    (
+        "deep_nesting.yaml",
+        ":1:36",
+        "a[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: spec is nested more than 32 levels deep",
+    ),
+    ("dropout_one.yaml", ":10:49", "head.dropout: Input should be less than 1 (got 1.0)"),
+    ("duplicate_key.yaml", ":11:1", "name: duplicate key (first defined on line 2)"),
+    ("empty.yaml", "", "<root>: file is empty; a spec is a mapping of fields"),
+    ("empty_stages.yaml", ":6:9", "stages: List should have at least 1 item after validation, not 0"),
+    ("epsilon_zero.yaml", ":11:17", "norm.epsilon: Input should be greater than 0 (got 0)"),
+    (
+        "even_stem_kernel.yaml",
+        ":4:46",
+        "stem.kernel_size: kernel_size must be odd so that padding keeps the image centred",
+    ),
+    ("expansion_zero.yaml", ":5:38", "block.expansion: Input should be greater than or equal to 1 (got 0)"),
+    ("float_for_int.yaml", ":7:14", "stages[0].blocks: Input should be a valid integer (got 1.0)"),
+    ("format_version_2.yaml", ":1:17", "format_version: Input should be 1 (got 2)"),
+    ("hex_int.yaml", ":3:17", "input.height: '0x20': write the decimal integer 32"),
+    (
+        "huge_int.yaml",
+        ":3:17",
+        "input.height: Input should be less than or equal to 4096 (got 123456789012345678901234567890)",
+    ),
+    ("inf_float.yaml", ":11:17", "norm.epsilon: '-.inf' is not a finite number"),
+    (
+        "invalid_yaml.yaml",
+        ":12:1",
+        "<root>: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'",
+    ),
+    ("json_duplicate.json", ":1:36", "name: duplicate key (first defined on line 1)"),
+    (
+        "json_infinity.json",
+        ":1:56",
+        "<root>: invalid JSON: Infinity is not a number a spec can hold; write a finite number",
+    ),
+    (
+        "json_nan.json",
+        ":1:56",
+        "<root>: invalid JSON: NaN is not a number a spec can hold; write a finite number",
+    ),
+    ("json_overflow.json", ":1:56", "norm.epsilon: '1e999' overflows; write a finite number"),
+    (
+        "json_trailing_comma.json",
+        ":3:1",
+        "<root>: invalid JSON: Expecting property name enclosed in double quotes",
+    ),
+    (
+        "json_wrong_type.json",
+        ":4:23",
+        "input.height: Input should be a valid integer; got the quoted string '32', write it without quotes",
+    ),
+    (
+        "line_separator_in_description.yaml",
+        ":3:14",
+        "description: control character '\\u2028' is not allowed in a value; write one line of text",
+    ),
+    ("missing_field.yaml", ":1:1", "head: required field is missing"),
+    ("missing_kind.yaml", ":5:8", "block: 'kind' is missing; expected one of: 'basic', 'bottleneck'"),
+    ("momentum_one.yaml", ":11:18", "norm.momentum: Input should be less than 1 (got 1.0)"),
+    ("name_keyword.yaml", ":2:7", "name: name 'class' is a Python keyword"),
+    (
+        "name_leading_digit.yaml",
+        ":2:7",
+        "name: String should match pattern '^[A-Za-z][A-Za-z0-9_]{0,63}$' (got '1tiny')",
+    ),
+    ("nan_float.yaml", ":11:17", "norm.epsilon: '.nan' is not a finite number"),
+    (
+        "negative_stride.yaml",
+        ":8:38",
+        "stages[1].stride: Input should be greater than or equal to 1 (got -2)",
+    ),
+    (
+        "newline_in_description.yaml",
+        ":3:14",
+        "description: control character '\\n' is not allowed in a value; write one line of text",
+    ),
+    ("not_utf8.yaml", ":2:1", "<root>: file is not valid UTF-8 text"),
+    ("nul_byte.yaml", ":2:9", "<root>: control character '\\x00' is not allowed in a spec"),
+    ("null_required.yaml", ":2:7", "name: Input should be a valid string (got None)"),
+    (
+        "octal_int.yaml",
+        ":3:17",
+        "input.height: '032' has a leading zero, which YAML 1.1 reads as octal; write 32",
+    ),
+    ("only_comment.yaml", "", "<root>: file is empty; a spec is a mapping of fields"),
+    ("overflow_float.yaml", ":11:17", "norm.epsilon: '1e999' overflows; write a finite number"),
+    (
+        "pool_larger_than_map.yaml",
+        ":10:39",
+        "head.pool_size: layer head.pool: a 32x32 average pool does not fit the 16x16 feature map",
+    ),
+    (
+        "pool_wrong_type.yaml",
+        ":4:66",
+        "stem.pool: Input should be a valid dictionary or instance of MaxPool (got 3)",
+    ),
+    (
+        "preactivated_without_preact.yaml",
+        ":9:38",
+        "shortcut.source: 'preactivated' needs block.preactivation: true; use 'input'",
+    ),
+    (
+        "python_tag.yaml",
+        ":2:7",
+        "name: tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed; a spec holds plain values only",
+    ),
+    (
+        "quoted_number.yaml",
+        ":3:17",
+        "input.height: Input should be a valid integer; got the quoted string '32', write it without quotes",
+    ),
+    (
+        "string_for_bool.yaml",
+        ":5:37",
+        "block.preactivation: Input should be a valid boolean; got the quoted string 'true', write it without quotes",
+    ),
+    (
+        "tab_indent.yaml",
+        ":8:1",
+        "<root>: invalid YAML: while scanning for the next token found character '\\t' that cannot start any token",
+    ),
+    ("too_large.yaml", "", "<root>: file is 1,048,884 bytes; specs are limited to 1,048,576"),
+    ("too_many_stages.yaml", ":7:3", "stages: List should have at most 8 items after validation, not 10"),
+    ("top_level_list.yaml", ":1:1", "<root>: the top level of a spec must be a mapping of fields"),
+    ("top_level_scalar.yaml", ":1:1", "<root>: the top level of a spec must be a mapping of fields"),
+    ("underscore_int.yaml", ":10:36", "head.classes: '1_000': write the integer without underscores, 1000"),
+    (
+        "unknown_block_kind.yaml",
+        ":5:15",
+        "block.kind: unknown kind 'bottle'; expected one of: 'basic', 'bottleneck'",
+    ),
+    ("unknown_key.yaml", ":4:20", "stem.filtres: unknown field 'filtres'; did you mean 'filters'?"),
+    (
+        "unknown_literal.yaml",
+        ":11:12",
+        "conv_bias: Input should be 'none', 'all' or 'unnormalized' (got 'some')",
+    ),
+    (
+        "unknown_top_key.yaml",
+        ":11:1",
+        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, head",
+    ),
+    ("wrong_type_stages.yaml", ":6:9", "stages: Input should be a valid list (got 3)"),
+    (
+        "yaml11_yes.yaml",
+        ":4:66",
+        "stem.norm: Input should be a valid boolean; 'yes' is a string in YAML 1.2, write true or false",
+    ),
+    ("zero_blocks.yaml", ":8:14", "stages[1].blocks: Input should be greater than or equal to 1 (got 0)"),
+    ("zero_classes.yaml", ":10:36", "head.classes: Input should be greater than or equal to 1 (got 0)"),
+]
+
+
+def test_corpus_is_complete() -> None:
+    assert {row[0] for row in EXPECTED} == {p.name for p in CORPUS.iterdir()}
+    assert len(EXPECTED) >= 40
+
+
+@pytest.mark.parametrize(("file", "where", "message"), EXPECTED, ids=[row[0] for row in EXPECTED])
+def test_bad_spec_message(file: str, where: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(CORPUS)
+    result = CliRunner().invoke(main, ["validate", file])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0] == f"{file}{where}: error: {message}"
+    assert "Traceback" not in result.stderr
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)

@@ -1,0 +1,66 @@
+"""Parameter and MAC counts of every preset against published figures.
+
+Each row: (learnable params, non-trainable params (BN running mean + variance), GMACs or None), with
+its source. torchvision figures are `sum(p.numel() for p in model.parameters())`, its buffers, and
+`Weights.meta["_ops"]`; Keras figures are model.count_params() split by trainable weights.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from resgen import load
+from resgen.compiler import compile_spec
+from resgen.passes import totals
+
+PUBLISHED: dict[str, tuple[int, int, float | None]] = {
+    # Source: torchvision 0.29.1 models.NAME(): parameters(), BN buffers, Weights.meta['_ops'] (GMACs)
+    "resnet18": (11_689_512, 9_600, 1.814),
+    "resnet34": (21_797_672, 17_024, 3.664),
+    "resnet50": (25_557_032, 53_120, 4.089),
+    "resnet101": (44_549_160, 105_344, 7.801),
+    "resnet152": (60_192_808, 151_424, 11.514),
+    "resnext50_32x4d": (25_028_904, 68_224, 4.23),
+    "resnext101_32x8d": (88_791_336, 202_880, 16.414),
+    "resnext101_64x4d": (83_455_272, 202_880, 15.46),
+    "wide_resnet50_2": (68_883_240, 68_224, 11.398),
+    "wide_resnet101_2": (126_886_696, 137_856, 22.753),
+    # Source: He et al. 2015 CIFAR-10 6n+2, option A; agrees with akamaster/pytorch_resnet_cifar10 README
+    "cifar_resnet20": (269_722, 1_376, None),
+    "cifar_resnet32": (464_154, 2_272, None),
+    "cifar_resnet44": (658_586, 3_168, None),
+    "cifar_resnet56": (853_018, 4_064, None),
+    "cifar_resnet110": (1_727_962, 8_096, None),
+    "cifar_resnet1202": (19_421_274, 89_632, None),
+    # Source: He et al. 2016 (Identity Mappings) CIFAR-10 bottleneck; paper: 1.7M / 10.2M (paper excludes
+    # BN affine)
+    "preact_resnet164": (1_703_258, 24_224, None),
+    "preact_resnet1001": (10_327_706, 149_216, None),
+    # Source: keras 3.15.1 applications.ResNetNN[V2](weights=None), trainable / non-trainable weights
+    "keras_resnet50": (25_583_592, 53_120, None),
+    "keras_resnet101": (44_601_832, 105_344, None),
+    "keras_resnet152": (60_268_520, 151_424, None),
+    "keras_resnet50v2": (25_568_360, 45_440, None),
+    "keras_resnet101v2": (44_577_896, 97_664, None),
+    "keras_resnet152v2": (60_236_904, 143_744, None),
+    # Source: the seed's ResNet.build (Rosebrock) with stages (9,9,9), filters (64,64,128,256), 32x32x3,
+    # 10 classes, dataset='cifar'; rebuilt in Keras 3
+    "rosebrock_cifar10": (873_872, 12_230, None),
+    # Source: the seed's ResNet.build (Rosebrock) with stages (3,4,6), filters (64,128,256,512), 64x64x3,
+    # 200 classes, dataset='tiny_imagenet'; rebuilt in Keras 3
+    "rosebrock_tiny_imagenet": (2_252_046, 13_702, None),
+}
+
+
+def test_every_preset_has_published_figures() -> None:
+    assert set(PUBLISHED) == set(load.preset_names())
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_counts_match_published(name: str) -> None:
+    params, non_trainable, gmacs = PUBLISHED[name]
+    counted = totals(compile_spec(name).graph)
+    assert counted["params"] == params
+    assert counted["non_trainable_params"] == non_trainable
+    if gmacs is not None:
+        assert counted["macs"] / 1e9 == pytest.approx(gmacs, rel=0.01)
