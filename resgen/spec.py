@@ -15,6 +15,7 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import hashlib
 import json
@@ -28,6 +29,10 @@ from resgen.load import Document
 
 FORMAT_VERSION = 1
 IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+# Names generated code itself uses; a spec name must not shadow them (nor keywords or builtins).
+RESERVED_NAMES = frozenset(
+    {"torch", "nn", "F", "Tensor", "keras", "layers", "ops", "regularizers", "build_model", "annotations"}
+)
 
 
 class _Model(BaseModel):
@@ -239,6 +244,8 @@ class Spec(_Model):
     def _consistent(self) -> Spec:
         if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
             raise ValueError(f"name {self.name!r} is a Python keyword")
+        if self.name in RESERVED_NAMES or hasattr(builtins, self.name):
+            raise ValueError(f"name {self.name!r} is a Python builtin or a name generated code uses")
         if (
             isinstance(self.shortcut, ProjectionShortcut)
             and self.shortcut.source == "preactivated"
@@ -268,6 +275,7 @@ _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
     "'preactivated' needs block.preactivation": ("shortcut", "source"),
     "is a Python keyword": ("name",),
+    "is a Python builtin": ("name",),
     "kernel_size must be odd": ("kernel_size",),
 }
 

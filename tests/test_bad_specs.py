@@ -94,6 +94,7 @@ EXPECTED = [
     ("missing_field.yaml", ":1:1", "head: required field is missing"),
     ("missing_kind.yaml", ":5:8", "block: 'kind' is missing; expected one of: 'basic', 'bottleneck'"),
     ("momentum_one.yaml", ":11:18", "norm.momentum: Input should be less than 1 (got 1.0)"),
+    ("name_builtin.yaml", ":2:7", "name: name 'print' is a Python builtin or a name generated code uses"),
     ("name_keyword.yaml", ":2:7", "name: name 'class' is a Python keyword"),
     (
         "name_leading_digit.yaml",
