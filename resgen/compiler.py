@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import networkx as nx
@@ -34,6 +35,17 @@ def compile_document(doc: load.Document) -> Compiled:
     return Compiled(doc, model, graph)
 
 
-def compile_spec(arg: str) -> Compiled:
-    """Compile a spec given as a file path or preset name."""
-    return compile_document(load.load(arg))
+def compile_spec(arg: str, *, input_size: tuple[int, int] | None = None) -> Compiled:
+    """Compile a spec given as a file path or preset name, optionally at another input height x width."""
+    doc = load.load(arg)
+    if input_size is not None:
+        doc = with_input_size(doc, *input_size)
+    return compile_document(doc)
+
+
+def with_input_size(doc: load.Document, height: int, width: int) -> load.Document:
+    """The same document with another input size (positions kept, so errors still point at the file)."""
+    data = dict(doc.data)
+    given = data.get("input")
+    data["input"] = {**(given if isinstance(given, dict) else {}), "height": height, "width": width}
+    return dataclasses.replace(doc, data=data)
