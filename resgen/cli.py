@@ -193,3 +193,50 @@ def _check(
         return 1
     click.echo(f"{len(files)} file(s) up to date")
     return 0
+
+
+@main.command(name="diff")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True)
+@guarded
+def diff_command(old: str, new: str, fmt: str) -> None:
+    """Semantic architecture diff of two specs. Exit 0 same network, 1 different, 2 error."""
+    from resgen import diff as specdiff
+
+    result = specdiff.diff(*_compile_all((old, new)))
+    render_diff = {"text": specdiff.to_text, "markdown": specdiff.to_markdown, "json": specdiff.to_json_text}
+    click.echo(render_diff[fmt](result), nl=False)
+    sys.exit(0 if result.same else 1)
+
+
+@main.command(name="graph")
+@click.argument("spec", metavar="SPEC")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg", "png"]), default="mermaid",
+              show_default=True, help="svg and png need Graphviz's `dot` on PATH.")
+@click.option("--detail", type=click.Choice(["blocks", "layers"]), default="blocks", show_default=True,
+              help="One node per residual block, or one per layer.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE instead of stdout (required for png).")
+@guarded
+def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None:
+    """Picture of the network with shapes on the edges, as Mermaid or DOT text, or SVG/PNG."""
+    from resgen import pictures
+
+    if fmt == "png" and output is None:
+        raise click.UsageError("--format png writes binary data; give -o FILE")
+    drawing = pictures.picture(compile_spec(spec), detail)
+    if fmt in pictures.TEXT_FORMATS:
+        data = (pictures.to_dot(drawing) if fmt == "dot" else pictures.to_mermaid(drawing)).encode("utf-8")
+    else:
+        try:
+            data = pictures.render_image(pictures.to_dot(drawing), fmt, spec=spec)
+        except pictures.GraphvizError as exc:
+            _fail(f"resgen: error: {exc}")
+            return
+    if output is None:
+        click.echo(data, nl=False)
+    else:
+        pictures.write_file(output, data)
+        click.echo(f"wrote {output}", err=True)
