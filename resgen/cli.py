@@ -198,8 +198,9 @@ def _check(
 @main.command(name="diff")
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True
+)
 @guarded
 def diff_command(old: str, new: str, fmt: str) -> None:
     """Semantic architecture diff of two specs. Exit 0 same network, 1 different, 2 error."""
@@ -213,12 +214,28 @@ def diff_command(old: str, new: str, fmt: str) -> None:
 
 @main.command(name="graph")
 @click.argument("spec", metavar="SPEC")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg", "png"]), default="mermaid",
-              show_default=True, help="svg and png need Graphviz's `dot` on PATH.")
-@click.option("--detail", type=click.Choice(["blocks", "layers"]), default="blocks", show_default=True,
-              help="One node per residual block, or one per layer.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to FILE instead of stdout (required for png).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "png"]),
+    default="mermaid",
+    show_default=True,
+    help="svg and png need Graphviz's `dot` on PATH.",
+)
+@click.option(
+    "--detail",
+    type=click.Choice(["blocks", "layers"]),
+    default="blocks",
+    show_default=True,
+    help="One node per residual block, or one per layer.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of stdout (required for png).",
+)
 @guarded
 def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None:
     """Picture of the network with shapes on the edges, as Mermaid or DOT text, or SVG/PNG."""
@@ -240,3 +257,60 @@ def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None
     else:
         pictures.write_file(output, data)
         click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("spec", metavar="SPEC")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--input-size", type=(int, int), default=None, metavar="H W", help="Build both models at H x W."
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@guarded
+def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str) -> None:
+    """Build both targets, move weights both ways, compare outputs and one tap per stage."""
+    from resgen import parity as harness
+
+    compiled = compile_spec(spec, input_size=input_size)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail("resgen: error: --device cuda: no CUDA device is available")
+    report = harness.check(compiled, device=device)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(harness.format_report(report))
+    sys.exit(0 if report.passed else 1)
+
+
+@main.group()
+def weights() -> None:
+    """Move weights between the torch and Keras outputs of a spec."""
+
+
+@weights.command()
+@click.argument("spec", metavar="SPEC")
+@click.option(
+    "--from",
+    "source",
+    type=(click.Choice(["torch", "keras"]), Path),
+    required=True,
+    metavar="FRAMEWORK FILE",
+    help="torch .pt/.pth/.bin/.safetensors or keras .weights.h5/.safetensors",
+)
+@click.option(
+    "--to", "target", type=(click.Choice(["torch", "keras"]), Path), required=True, metavar="FRAMEWORK FILE"
+)
+@guarded
+def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> None:
+    """Convert a weight file of SPEC's torch output into its Keras output, or back."""
+    from resgen import weights_io
+
+    compiled = compile_spec(spec)
+    try:
+        count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
+    except (ValueError, KeyError) as exc:
+        _fail(f"{source[1]}: error: {exc}")
+    click.echo(f"wrote {count} tensors to {target[1]}", err=True)

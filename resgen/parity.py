@@ -12,6 +12,7 @@ torch and Keras are imported here, lazily, by the functions that need them: impo
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from resgen.compiler import Compiled
 from resgen.lower import layers
 from resgen.naming import keras_name
 from resgen.render import render
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
 
 CPU_TOLERANCE = 1e-4
 GPU_TOLERANCE = 1e-3
@@ -90,44 +93,40 @@ def build_models(
 # --- random weights with non-trivial BatchNorm statistics ------------------------------------------
 
 
-def randomize_torch(model: Any, seed: int) -> None:
-    """Random weights everywhere, BN statistics and affine terms far from their 0/1 defaults."""
+def randomize_torch(model: Any, seed: int, input_shape: tuple[int, int, int]) -> None:
+    """Random weights with BatchNorm statistics that are far from their defaults yet realistic.
+
+    Kernels get He-normal values and BN affine terms random values; the running statistics are then
+    measured on a random batch (so activations stay near unit scale however deep the net) and perturbed,
+    so that a transfer that drops or mixes them up cannot go unnoticed.
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
-            elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
                 fan_in = module.weight[0].numel()
                 module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
                 if module.bias is not None:
                     module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
-
-
-def randomize_keras(compiled: Compiled, model: Any, seed: int) -> None:
-    """The same kind of random weights, drawn on the Keras side."""
-    rng = np.random.default_rng(seed)
-    by_layer: dict[str, list[weights.WeightSlot]] = {}
-    for slot in weights.weight_slots(compiled):
-        by_layer.setdefault(slot.keras_layer, []).append(slot)
-    for layer_name, slots in by_layer.items():
-        values = []
-        for slot in slots:
-            shape = slot.keras_shape
-            if slot.role == "kernel":
-                fan_in = int(np.prod(shape[:-1]))
-                values.append(rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5)
-            elif slot.role in ("gamma", "moving_variance"):
-                values.append(rng.random(shape) + 0.5)
-            else:  # bias, beta, moving_mean
-                values.append(rng.standard_normal(shape) * 0.1)
-        model.get_layer(layer_name).set_weights([v.astype(np.float32) for v in values])
+        for bn in norms:
+            bn.weight.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+            bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
+            bn.reset_running_stats()
+        momenta = [bn.momentum for bn in norms]
+        for bn in norms:
+            bn.momentum = None  # cumulative average: after one batch, the running stats are its stats
+        h, w, c = input_shape
+        model.train()
+        model(torch.randn((4, c, h, w), generator=gen))
+        model.eval()
+        for bn, momentum in zip(norms, momenta, strict=True):
+            bn.momentum = momentum
+            n = bn.num_features
+            bn.running_var.mul_(torch.rand(n, generator=gen) * 0.45 + 0.8)
+            bn.running_mean.add_(torch.randn(n, generator=gen) * 0.05 * bn.running_var.sqrt())
 
 
 # --- transfer and forward ----------------------------------------------------------------------------
@@ -188,7 +187,8 @@ def keras_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray) -> dict[st
     import keras
 
     taps = stage_taps(compiled)
-    probe = keras.Model(model.inputs, [model.get_layer(k).output for _, _, k in taps] + list(model.outputs))
+    outputs = [model.get_layer(k).output for _, _, k in taps] + list(model.outputs)
+    probe = keras.Model(model.inputs[0], outputs)
     outs = probe(x_nhwc, training=False)
     result = {label: keras.ops.convert_to_numpy(o) for (label, _, _), o in zip(taps, outs, strict=False)}
     result["output"] = keras.ops.convert_to_numpy(outs[-1])
@@ -243,25 +243,22 @@ def check(
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *report.input_shape)).astype(np.float32)
 
+    # Each model is built once: every transfer overwrites all of the receiving model's weights.
     torch_model, keras_model = build_models(compiled, torch_source=torch_source, keras_source=keras_source)
-    randomize_torch(torch_model, seed)
+    shape = (spec.input.height, spec.input.width, spec.input.channels)
+    randomize_torch(torch_model, seed, shape)
     torch_to_keras_model(compiled, torch_model, keras_model)
-    _compare(
-        report,
-        "torch->keras",
-        torch_forward(compiled, torch_model, x, device),
-        keras_forward(compiled, keras_model, x),
-    )
+    reference = torch_forward(compiled, torch_model, x, device)
+    _compare(report, "torch->keras", reference, keras_forward(compiled, keras_model, x))
 
-    torch_model, keras_model = build_models(compiled, torch_source=torch_source, keras_source=keras_source)
-    randomize_keras(compiled, keras_model, seed + 1)
+    # keras -> torch: a second random draw placed in the Keras model; the torch model is scrambled with
+    # a third before the weights are read back from Keras, so every value it ends with came through Keras.
+    randomize_torch(torch_model, seed + 1, shape)
+    torch_to_keras_model(compiled, torch_model, keras_model)
+    randomize_torch(torch_model, seed + 2, shape)
     keras_to_torch_model(compiled, keras_model, torch_model)
-    _compare(
-        report,
-        "keras->torch",
-        keras_forward(compiled, keras_model, x),
-        torch_forward(compiled, torch_model, x, device),
-    )
+    reference = keras_forward(compiled, keras_model, x)
+    _compare(report, "keras->torch", reference, torch_forward(compiled, torch_model, x, device))
     return report
 
 
@@ -279,3 +276,21 @@ def _compare(
         report.taps.append(TapResult(tap, direction, diff, scale, passed))
     same = np.argmax(reference["output"], axis=-1) == np.argmax(other["output"], axis=-1)
     report.same_top1 = report.same_top1 and bool(np.all(same))
+
+
+def format_report(report: ParityReport) -> str:
+    """The report as a few readable lines."""
+    size = "x".join(map(str, report.input_shape))
+    lines = [
+        f"parity {report.spec}: input {size} (HxWxC), device {report.device}, "
+        f"tolerance {report.tolerance:g} x max(1, max|ref|)",
+        "  " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
+    ]
+    for t in report.taps:
+        mark = "ok  " if t.passed else "FAIL"
+        lines.append(
+            f"  {mark} {t.direction:13} {t.tap:8} max|diff| {t.max_abs_diff:.3g} (scale {t.scale:.3g})"
+        )
+    lines.append(f"  top-1 {'agrees' if report.same_top1 else 'DIFFERS'}")
+    lines.append("PASS" if report.passed else "FAIL")
+    return "\n".join(lines)
