@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from functools import cache
@@ -93,11 +94,13 @@ def check_source(text: str, allowed_imports: Iterable[str], label: str) -> None:
 
 
 def write_atomic(files: dict[Path, str]) -> None:
-    """Write every file through a temporary file and a rename, only after all texts exist.
+    """Write every file or none: stage all texts in temporary files, then rename them into place.
 
-    Each file is either its old self or complete; a failure while staging leaves every file as it was.
+    If anything fails (staging or a rename halfway), files already replaced are restored from backups
+    and new ones removed, so every path is left exactly as it was.
     """
     staged: list[tuple[str, Path]] = []
+    replaced: list[tuple[str | None, Path]] = []
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +109,21 @@ def write_atomic(files: dict[Path, str]) -> None:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
         for tmp, path in staged:
+            backup = None
+            if path.exists():
+                fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
+                os.close(fd)
+                shutil.copy2(path, backup)
+            replaced.append((backup, path))
             os.replace(tmp, path)
+    except BaseException:
+        for backup, path in reversed(replaced):
+            if backup is not None:
+                os.replace(backup, path)
+            elif path.exists():
+                path.unlink()
+        raise
     finally:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        for leftover in [tmp for tmp, _ in staged] + [b for b, _ in replaced if b]:
+            if os.path.exists(leftover):
+                os.unlink(leftover)
