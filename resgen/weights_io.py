@@ -2,7 +2,10 @@
 
 Formats, by file name:
 - ``*.pt``, ``*.pth``, ``*.bin``: a torch state dict (`torch.save`), torch names;
-- ``*.weights.h5``: Keras weights, read and written through the generated Keras model of the spec;
+- ``*.weights.h5``: Keras 3 weights, read and written through the generated Keras model of the spec
+  (Keras 3 keys these files by layer order, not by name, so they fit only the model that wrote them);
+- ``*.h5``: Keras' HDF5 format keyed by layer name (what ``model.save("x.h5")`` writes and what
+  keras.applications' published checkpoints use), read and written directly, no model needed;
 - ``*.safetensors``: torch state-dict keys for the torch side, ``LAYER/ROLE`` keys (for example
   ``conv2_block1_1_conv/kernel``) in Keras layouts for the Keras side.
 
@@ -29,6 +32,8 @@ def _kind(path: Path) -> str:
         return "safetensors"
     if name.endswith(".weights.h5"):
         return "h5"
+    if name.endswith((".h5", ".hdf5")):
+        return "h5_by_name"
     if name.endswith(TORCH_SUFFIXES):
         return "torch"
     raise ValueError(
@@ -40,8 +45,8 @@ def read(compiled: Compiled, framework: str, path: Path) -> dict[str, Any]:
     """Weights of `framework` from `path`: a torch state dict, or Keras weights per layer."""
     kind = _kind(path)
     if framework == "torch":
-        if kind == "h5":
-            raise ValueError(f"{path}: a .weights.h5 file holds Keras weights; use --from keras")
+        if kind in ("h5", "h5_by_name"):
+            raise ValueError(f"{path}: an HDF5 file holds Keras weights; use --from keras")
         if kind == "safetensors":
             from safetensors.numpy import load_file
 
@@ -53,6 +58,8 @@ def read(compiled: Compiled, framework: str, path: Path) -> dict[str, Any]:
     if kind == "torch":
         raise ValueError(f"{path}: a {path.suffix} file holds torch weights; use --from torch")
     slots = weights.weight_slots(compiled)
+    if kind == "h5_by_name":
+        return read_h5_by_name(path, {s.keras_layer for s in slots})
     if kind == "safetensors":
         from safetensors.numpy import load_file
 
@@ -73,8 +80,8 @@ def write(compiled: Compiled, framework: str, path: Path, values: dict[str, Any]
     kind = _kind(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if framework == "torch":
-        if kind == "h5":
-            raise ValueError(f"{path}: a .weights.h5 file holds Keras weights; use --to keras")
+        if kind in ("h5", "h5_by_name"):
+            raise ValueError(f"{path}: an HDF5 file holds Keras weights; use --to keras")
         if kind == "safetensors":
             from safetensors.numpy import save_file
 
@@ -97,10 +104,53 @@ def write(compiled: Compiled, framework: str, path: Path, values: dict[str, Any]
         }
         save_file(flat, str(path))
         return
+    if kind == "h5_by_name":
+        roles: dict[str, list[str]] = {}
+        for slot in weights.weight_slots(compiled):
+            roles.setdefault(slot.keras_layer, []).append(slot.role)
+        write_h5_by_name(path, values, roles)
+        return
     model = keras_model(compiled)
     for name, layer_values in values.items():
         model.get_layer(name).set_weights(layer_values)
     model.save_weights(str(path))
+
+
+def read_h5_by_name(path: Path, names: set[str]) -> dict[str, list[np.ndarray]]:
+    """The weights of the named layers from a Keras HDF5 file keyed by layer name."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        group = handle.get("model_weights", handle)
+        present = {_text(n) for n in group.attrs.get("layer_names", [])}
+        missing = sorted(names - present)
+        if missing:
+            raise ValueError(f"{path}: no layer {missing[0]!r} ({len(missing)} of {len(names)} missing)")
+        return {
+            name: [np.asarray(group[name][_text(w)]) for w in group[name].attrs["weight_names"]]
+            for name in sorted(names)
+        }
+
+
+def write_h5_by_name(path: Path, values: dict[str, list[np.ndarray]], roles: dict[str, list[str]]) -> None:
+    """Write weights in Keras' HDF5 layout keyed by layer name (what model.save("x.h5") writes)."""
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        order = list(roles)  # the graph's layer order; Keras loads such files with by_name=True
+        handle.attrs["layer_names"] = [name.encode() for name in order]
+        handle.attrs["backend"] = b"resgen"
+        for name in order:
+            layer_values = values[name]
+            group = handle.create_group(name)
+            weight_names = [f"{name}/{role}" for role in roles[name]]
+            group.attrs["weight_names"] = [w.encode() for w in weight_names]
+            for weight_name, value in zip(weight_names, layer_values, strict=True):
+                group.create_dataset(weight_name, data=np.asarray(value))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def keras_model(compiled: Compiled) -> Any:
