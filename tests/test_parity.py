@@ -8,7 +8,10 @@ planted in a copy of a generated file (or in the weight conversion), must make i
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,6 +86,17 @@ def test_parity_json_report() -> None:
     assert set(data["tf32"]) == {"torch_matmul", "torch_cudnn"}
     tap = data["taps"][0]
     assert {"tap", "direction", "max_abs_diff", "scale", "passed"} <= set(tap)
+
+
+def test_parity_with_keras_on_the_torch_backend() -> None:
+    """The Keras output is backend-agnostic: the same parity holds with Keras running on torch."""
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    args = ["parity", "rosebrock_cifar10", "--input-size", "33", "47", "--format", "json"]
+    proc = subprocess.run([sys.executable, "-m", "resgen", *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["passed"] and data["versions"]["keras_backend"] == "torch"
+    assert "tensorflow" not in data["versions"]
 
 
 @pytest.mark.parametrize(
