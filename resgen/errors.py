@@ -13,13 +13,18 @@ Path = tuple[str | int, ...]
 
 
 def format_path(path: Sequence[str | int]) -> str:
-    """Render a field path as users write it: ``stages[2].blocks``; ``<root>`` for the document."""
+    """Render a field path as users write it: ``stages[2].blocks``; ``<root>`` for the document.
+
+    A key that is not printable text (a spec's unknown key can hold anything) is shown as its repr, so
+    that a message is one line and carries no terminal escapes.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            shown = part if part.isprintable() else repr(part)
+            text += f".{shown}" if text else shown
     return text or "<root>"
 
 

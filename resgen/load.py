@@ -6,12 +6,14 @@ constructor so that every value keeps its line and column, no tag can construct 
 cannot multiply a small file into a huge one, and YAML 1.1 habits that would silently change meaning
 (``017``, ``0x10``, ``1_000``) are errors that say what to write instead.
 
-JSON is checked with the standard library first (NaN, Infinity and duplicate keys are refused) and
-then composed by the same YAML reader, since JSON is YAML 1.2, which gives JSON the same positions.
+JSON's syntax is checked with the standard library first; then it is composed by the same YAML
+reader, since JSON is YAML 1.2, which gives JSON the same positions. NaN and Infinity, which Python's
+reader accepts, and duplicate keys are refused there, with their field paths.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import math
@@ -23,6 +25,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    ScalarEvent,
+)
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from resgen.errors import Path as FieldPath
@@ -31,13 +40,19 @@ from resgen.errors import SpecError, SpecErrors
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
 MAX_NODES = 50_000
+# No field takes a number near this long; longer digit strings are refused before int() sees them
+# (Python refuses to convert more than 4,300 digits, and the message would be unreadable).
+MAX_INT_DIGITS = 40
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 _DECIMAL_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-# Allowed raw text: tab, newline and carriage return (CRLF files); nothing else below 0x20.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
-# Inside a value (after YAML escapes are decoded), no control character or line separator at all.
-_CONTROL_IN_VALUE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+# Allowed raw text: tab, newline and carriage return (CRLF files); no other control character and
+# nothing else YAML's reader refuses (U+FFFE, U+FFFF), so that every such error has a position.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+# Inside a value (after escapes are decoded): no control character or line separator at all, and no
+# bidirectional override, which can make generated source display other than it reads.
+_CONTROL_IN_VALUE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffe\uffff]")
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where str.splitlines() splits
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,11 @@ def load(spec: str) -> Document:
     path = resolve(spec)
     display = str(path) if Path(spec) == path else spec
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # bounded: a symlink to /dev/zero must not exhaust memory
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            size = path.stat().st_size  # 0 for a device or a pipe
+            raise SpecErrors([_too_large(display, size if size > MAX_FILE_BYTES else None)])
     except FileNotFoundError:
         raise SpecErrors([SpecError(display, (), "no such file")]) from None
     except IsADirectoryError:
@@ -109,9 +128,10 @@ def load(spec: str) -> Document:
 def parse(raw: bytes, file: str, *, json_input: bool = False) -> Document:
     """Parse spec bytes. `file` is only used in messages."""
     if len(raw) > MAX_FILE_BYTES:
-        raise SpecErrors(
-            [SpecError(file, (), f"file is {len(raw):,} bytes; specs are limited to {MAX_FILE_BYTES:,}")]
-        )
+        raise SpecErrors([_too_large(file, len(raw))])
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        message = "file is UTF-16 or UTF-32 text (it starts with a byte-order mark); save it as UTF-8"
+        raise SpecErrors([SpecError(file, (), message, 1, 1)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -130,55 +150,79 @@ def parse(raw: bytes, file: str, *, json_input: bool = False) -> Document:
     if json_input:
         _check_json(text, file)
     node = _compose(text, file)
-    builder = _Builder(file)
+    builder = _Builder(file, json_input=json_input)
     data = builder.convert(node, (), depth=0)
     if not isinstance(data, dict):
         raise SpecErrors([builder.doc_error((), "the top level of a spec must be a mapping of fields")])
     return Document(file, data, builder.positions, builder.key_positions, frozenset(builder.quoted))
 
 
-_JSON_CONSTANT = re.compile(r"-?\b(?:NaN|Infinity)\b")
+def _too_large(file: str, size: int | None) -> SpecError:
+    what = f"{size:,} bytes" if size is not None else f"more than {MAX_FILE_BYTES:,} bytes"
+    return SpecError(file, (), f"file is {what}; specs are limited to {MAX_FILE_BYTES:,}")
 
 
 def _check_json(text: str, file: str) -> None:
-    """Strict JSON: the syntax, and no NaN or Infinity (Python's reader accepts both)."""
+    """The JSON syntax, which the YAML reader is more lenient about (trailing commas, comments).
+
+    Only the syntax: values are converted, and NaN, Infinity and oversized numbers refused with their
+    field paths, by `_Builder`. Input nested too deep for Python's reader is left to `_prescan`, which
+    refuses it with a position.
+    """
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        json.loads(text, parse_constant=lambda _: 0.0, parse_int=lambda _: 0)
     except json.JSONDecodeError as exc:
         raise SpecErrors([SpecError(file, (), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]) from None
-    except ValueError:
-        match = _JSON_CONSTANT.search(text)
-        start = match.start() if match else 0
-        line = text.count("\n", 0, start) + 1
-        col = start - (text.rfind("\n", 0, start) + 1) + 1
-        token = match.group() if match else "NaN"
-        message = f"invalid JSON: {token} is not a number a spec can hold; write a finite number"
-        raise SpecErrors([SpecError(file, (), message, line, col)]) from None
     except RecursionError:
-        raise SpecErrors(
-            [SpecError(file, (), f"invalid JSON: nested more than {MAX_DEPTH} levels")]
-        ) from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
+        pass
 
 
 def _compose(text: str, file: str) -> Node:
     yaml = YAML(typ="rt", pure=True)
     yaml.version = (1, 2)
     try:
+        _prescan(yaml, text, file)
         node = yaml.compose(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SpecErrors([SpecError(file, (), f"invalid YAML: {message}", line, col)]) from None
-    except (YAMLError, RecursionError) as exc:
-        raise SpecErrors([SpecError(file, (), f"invalid YAML: {exc}")]) from None
+    except (YAMLError, RecursionError, AssertionError) as exc:  # ruamel asserts on e.g. "%YAML 1.3"
+        raise SpecErrors([SpecError(file, (), f"invalid YAML: {' '.join(str(exc).split())}")]) from None
     if node is None:
         raise SpecErrors([SpecError(file, (), "file is empty; a spec is a mapping of fields")])
     return node
+
+
+def _prescan(yaml: YAML, text: str, file: str) -> None:
+    """Read the event stream, which needs no recursion, before composing, which does.
+
+    The composer recurses once per level and builds every node before `_Builder` can count them, so a
+    deeply nested file would exhaust the interpreter's stack (slowly) and a megabyte of small values
+    would take many seconds. Both are refused here, with a position: nesting at twice the depth
+    `_Builder` reports with a field path, and more keys and values (aliases not expanded) than it
+    accepts values. A ``%YAML`` directive other than 1.2 would change what scalars mean.
+    """
+    depth = nodes = 0
+    for event in yaml.parse(io.StringIO(text)):
+        where = event.start_mark.line + 1, event.start_mark.column + 1
+        message = ""
+        if isinstance(event, DocumentStartEvent) and event.version not in (None, (1, 2)):
+            version = ".".join(map(str, event.version))
+            message = f"'%YAML {version}' directive: specs are read as YAML 1.2; remove the directive"
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > 2 * MAX_DEPTH:
+                message = f"spec is nested more than {MAX_DEPTH} levels deep"
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+        if isinstance(event, (ScalarEvent, AliasEvent, CollectionStartEvent)):
+            nodes += 1
+            if nodes > MAX_NODES:
+                message = f"spec has more than {MAX_NODES:,} keys and values"
+        if message:
+            raise SpecErrors([SpecError(file, (), message, *where)])
 
 
 def _ambiguous_int(text: str) -> str:
@@ -205,8 +249,9 @@ _STD_TAG = "tag:yaml.org,2002:"
 class _Builder:
     """Converts a composed YAML node tree into plain data, recording positions."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, json_input: bool = False) -> None:
         self.file = file
+        self.json_input = json_input
         self.positions: dict[FieldPath, tuple[int, int]] = {}
         self.key_positions: dict[FieldPath, tuple[int, int]] = {}
         self.quoted: set[FieldPath] = set()
@@ -243,6 +288,9 @@ class _Builder:
         result: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         for key_node, value_node in node.value:
+            if str(key_node.tag) == _STD_TAG + "merge":
+                message = "merge keys ('<<') are not allowed; write the fields out"
+                raise self.fail(key_node, path, message)
             if not isinstance(key_node, ScalarNode) or str(key_node.tag) != _STD_TAG + "str":
                 raise self.fail(key_node, path, "mapping keys must be plain strings")
             key = key_node.value
@@ -256,24 +304,43 @@ class _Builder:
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result
 
+    def _string(self, node: ScalarNode, path: FieldPath, text: str) -> str:
+        if any("\ud800" <= ch <= "\udfff" for ch in text):
+            # JSON writes a character outside the BMP as an escaped surrogate pair, which the YAML
+            # reader decodes as two code points: join them; a lone surrogate is no character at all
+            try:
+                text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+            except UnicodeDecodeError:
+                raise self.fail(node, path, "a lone surrogate escape is not a character") from None
+        bad = _CONTROL_IN_VALUE.search(text)
+        if bad:
+            message = f"control character {bad.group()!r} is not allowed in a value"
+            if bad.group() in _LINE_BREAKS:
+                message += "; write one line of text"
+            raise self.fail(node, path, message)
+        return text
+
     def _scalar(self, node: ScalarNode, path: FieldPath, tag: str) -> Any:
         text: str = node.value
         if node.style in ("'", '"', "|", ">"):
             self.quoted.add(path)
         if tag == _STD_TAG + "str":
-            bad = _CONTROL_IN_VALUE.search(text)
-            if bad:
-                raise self.fail(
-                    node,
-                    path,
-                    f"control character {bad.group()!r} is not allowed in a value; write one line of text",
-                )
-            return text
+            if self.json_input and node.style is None:  # unquoted text in JSON: NaN or [-]Infinity
+                raise self.fail(node, path, f"{text} is not a number a spec can hold; write a finite number")
+            return self._string(node, path, text)
+        # explicit tags (!!bool yes, !!float abc) reach here with text the YAML 1.2 resolver never gives
         if tag == _STD_TAG + "null":
+            if text not in ("", "~", "null", "Null", "NULL"):
+                raise self.fail(node, path, f"{text!r} is not null; write null")
             return None
         if tag == _STD_TAG + "bool":
+            if text.lower() not in ("true", "false"):
+                raise self.fail(node, path, f"{text!r} is not a YAML 1.2 boolean; write true or false")
             return text.lower() == "true"
         if tag == _STD_TAG + "int":
+            digits = len(text.lstrip("+-"))
+            if digits > MAX_INT_DIGITS:
+                raise self.fail(node, path, f"a {digits:,}-digit integer is far too large for any field")
             if not _DECIMAL_INT.fullmatch(text):
                 raise self.fail(node, path, _ambiguous_int(text))
             return int(text)
@@ -282,7 +349,10 @@ class _Builder:
                 raise self.fail(node, path, f"{text!r} is not a finite number")
             if "_" in text:
                 raise self.fail(node, path, f"{text!r}: write the number without underscores")
-            value = float(text)
+            try:
+                value = float(text)
+            except ValueError:
+                raise self.fail(node, path, f"{text!r} is not a number") from None
             if not math.isfinite(value):
                 raise self.fail(node, path, f"{text!r} overflows; write a finite number")
             return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable
 from functools import cache
@@ -73,8 +74,14 @@ def render(compiled: Compiled, target: str) -> str:
     return text
 
 
+# Builtins that import or run code given as a string: no generated file needs them, and the import
+# check below cannot see what they would import.
+DYNAMIC_NAMES = frozenset({"__import__", "__builtins__", "compile", "eval", "exec"})
+
+
 def check_source(text: str, allowed_imports: Iterable[str], label: str) -> None:
-    """Gate: the text parses, compiles, and imports nothing outside `allowed_imports`."""
+    """Gate: the text parses, compiles, imports nothing outside `allowed_imports`, and uses none of
+    `DYNAMIC_NAMES`."""
     try:
         tree = ast.parse(text)
         compile(tree, label, "exec")
@@ -82,6 +89,8 @@ def check_source(text: str, allowed_imports: Iterable[str], label: str) -> None:
         raise RenderError(f"generated source for {label} does not parse: {exc}") from None
     allowed = set(allowed_imports)
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in DYNAMIC_NAMES:
+            raise RenderError(f"generated source for {label} uses {node.id!r}, which is not allowed")
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -106,24 +115,49 @@ def write_atomic(files: dict[Path, str]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             staged.append((tmp, path))
+            os.chmod(tmp, _mode(path))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
         for tmp, path in staged:
-            backup = None
-            if path.exists():
-                fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
-                os.close(fd)
-                shutil.copy2(path, backup)
+            backup = _backup(path) if os.path.lexists(path) else None
             replaced.append((backup, path))
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # a symbolic link at `path` is replaced, never written through
     except BaseException:
         for backup, path in reversed(replaced):
             if backup is not None:
                 os.replace(backup, path)
-            elif path.exists():
+            elif os.path.lexists(path):
                 path.unlink()
         raise
     finally:
         for leftover in [tmp for tmp, _ in staged] + [b for b, _ in replaced if b]:
-            if os.path.exists(leftover):
+            if os.path.lexists(leftover):
                 os.unlink(leftover)
+
+
+def _mode(path: Path) -> int:
+    """Permissions of a written file: those of the regular file it replaces, else what open() gives
+    (0o666 less the umask), not mkstemp's 0o600, which would hide generated code from other users."""
+    if path.is_file() and not path.is_symlink():
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _backup(path: Path) -> str:
+    """A copy of `path` beside it. A symbolic link is copied as a link, never read through (it may
+    point at /dev/zero); a copy that fails leaves nothing behind."""
+    fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.is_symlink():
+            os.unlink(backup)
+            os.symlink(os.readlink(path), backup)
+        else:
+            shutil.copy2(path, backup)
+    except BaseException:
+        if os.path.lexists(backup):
+            os.unlink(backup)
+        raise
+    return backup

@@ -22,7 +22,8 @@ import json
 import keyword
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
@@ -33,6 +34,16 @@ IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 RESERVED_NAMES = frozenset(
     {"torch", "nn", "F", "Tensor", "keras", "layers", "ops", "regularizers", "build_model", "annotations"}
 )
+
+
+def _strict_int(value: Any) -> Any:
+    """A literal compares by equality, so True and 1.0 would pass as 1: refuse non-ints as strict ints do."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+One = Annotated[Literal[1], BeforeValidator(_strict_int)]
 
 
 class _Model(BaseModel):
@@ -122,7 +133,7 @@ class BasicBlock(_BlockBase):
 
     kind: Literal["basic"]
     """Block kind."""
-    expansion: Literal[1] = 1
+    expansion: One = 1
     """Output channels per unit of filters; always 1 for basic blocks."""
 
 
@@ -211,7 +222,7 @@ Head = Annotated[GlobalPoolHead | PoolFlattenHead, Field(discriminator="kind")]
 class Spec(_Model):
     """A ResNet architecture."""
 
-    format_version: Literal[1]
+    format_version: One
     """Version of this spec format."""
     name: str = Field(pattern=IDENTIFIER)
     """Model name: letters, digits and underscores, starting with a letter."""

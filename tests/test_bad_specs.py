@@ -17,12 +17,21 @@ CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
 EXPECTED = [
     ("alias_bomb.yaml", ":1:32", "e[3][3][8][8][8]: spec has more than 50,000 values (aliases included)"),
+    ("bad_float_tag.yaml", ":11:17", "norm.epsilon: '1:20' is not a number"),
     (
         "bad_name_injection.yaml",
         ":2:7",
         "name: String should match pattern '^[A-Za-z][A-Za-z0-9_]{0,63}$' (got 'tiny; import os')",
     ),
+    ("bidi_override.yaml", ":3:14", "description: control character '\\u202e' is not allowed in a value"),
+    (
+        "binary_tag.yaml",
+        ":2:7",
+        "name: tag 'tag:yaml.org,2002:binary' is not allowed; a spec holds plain values only",
+    ),
+    ("bool_for_format_version.yaml", ":1:17", "format_version: Input should be a valid integer (got True)"),
     ("bool_for_int.yaml", ":7:14", "stages[0].blocks: Input should be a valid integer (got True)"),
+    ("c1_control.yaml", ":3:16", "<root>: control character '\\x9b' is not allowed in a spec"),
     (
         "carriage_return_in_name.yaml",
         ":2:7",
@@ -32,6 +41,11 @@ EXPECTED = [
         "collapse_stage.yaml",
         ":8:38",
         "stages[1].stride: layer stage2.block1.conv1: a 3x3 convolution with stride 2 gets a 1x32 map: the spatial size has collapsed; use a larger input or fewer strides",
+    ),
+    (
+        "control_char_in_key.json",
+        ":1:39",
+        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, head",
     ),
     ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
     (
@@ -50,6 +64,7 @@ EXPECTED = [
         "stem.kernel_size: kernel_size must be odd so that padding keeps the image centred",
     ),
     ("expansion_zero.yaml", ":5:38", "block.expansion: Input should be greater than or equal to 1 (got 0)"),
+    ("explicit_bool_tag.yaml", ":4:66", "stem.norm: 'yes' is not a YAML 1.2 boolean; write true or false"),
     ("float_for_int.yaml", ":7:14", "stages[0].blocks: Input should be a valid integer (got 1.0)"),
     ("format_version_2.yaml", ":1:17", "format_version: Input should be 1 (got 2)"),
     ("hex_int.yaml", ":3:17", "input.height: '0x20': write the decimal integer 32"),
@@ -58,22 +73,31 @@ EXPECTED = [
         ":3:17",
         "input.height: Input should be less than or equal to 4096 (got 123456789012345678901234567890)",
     ),
+    ("huge_int_digits.yaml", ":3:17", "input.height: a 5,000-digit integer is far too large for any field"),
     ("inf_float.yaml", ":11:17", "norm.epsilon: '-.inf' is not a finite number"),
     (
         "invalid_yaml.yaml",
         ":12:1",
         "<root>: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'",
     ),
+    ("json_deep_nesting.json", ":1:65", "<root>: spec is nested more than 32 levels deep"),
     ("json_duplicate.json", ":1:36", "name: duplicate key (first defined on line 1)"),
+    ("json_huge_int.json", ":1:56", "input.height: a 401-digit integer is far too large for any field"),
     (
         "json_infinity.json",
         ":1:56",
-        "<root>: invalid JSON: Infinity is not a number a spec can hold; write a finite number",
+        "norm.epsilon: Infinity is not a number a spec can hold; write a finite number",
     ),
+    ("json_lone_surrogate.json", ":1:51", "description: a lone surrogate escape is not a character"),
     (
         "json_nan.json",
         ":1:56",
-        "<root>: invalid JSON: NaN is not a number a spec can hold; write a finite number",
+        "norm.epsilon: NaN is not a number a spec can hold; write a finite number",
+    ),
+    (
+        "json_nan_after_string.json",
+        ":2:40",
+        "norm.momentum: NaN is not a number a spec can hold; write a finite number",
     ),
     ("json_overflow.json", ":1:56", "norm.epsilon: '1e999' overflows; write a finite number"),
     (
@@ -91,9 +115,15 @@ EXPECTED = [
         ":3:14",
         "description: control character '\\u2028' is not allowed in a value; write one line of text",
     ),
+    ("merge_key_bomb.yaml", ":2:10", "l1: merge keys ('<<') are not allowed; write the fields out"),
     ("missing_field.yaml", ":1:1", "head: required field is missing"),
     ("missing_kind.yaml", ":5:8", "block: 'kind' is missing; expected one of: 'basic', 'bottleneck'"),
     ("momentum_one.yaml", ":11:18", "norm.momentum: Input should be less than 1 (got 1.0)"),
+    (
+        "multi_document.yaml",
+        ":11:1",
+        "<root>: invalid YAML: expected a single document in the stream but found another document",
+    ),
     ("name_builtin.yaml", ":2:7", "name: name 'print' is a Python builtin or a name generated code uses"),
     ("name_keyword.yaml", ":2:7", "name: name 'class' is a Python keyword"),
     (
@@ -178,12 +208,24 @@ EXPECTED = [
         ":11:1",
         "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, head",
     ),
+    (
+        "utf16_bom.yaml",
+        ":1:1",
+        "<root>: file is UTF-16 or UTF-32 text (it starts with a byte-order mark); save it as UTF-8",
+    ),
     ("wrong_type_stages.yaml", ":6:9", "stages: Input should be a valid list (got 3)"),
+    (
+        "yaml11_directive.yaml",
+        ":2:1",
+        "<root>: '%YAML 1.1' directive: specs are read as YAML 1.2; remove the directive",
+    ),
     (
         "yaml11_yes.yaml",
         ":4:66",
         "stem.norm: Input should be a valid boolean; 'yes' is a string in YAML 1.2, write true or false",
     ),
+    ("yaml_deep_flow.yaml", ":1:67", "<root>: spec is nested more than 32 levels deep"),
+    ("yaml_version_1_3.yaml", "", "<root>: invalid YAML: version minor part can only be 2 or 1, got (1, 3)"),
     ("zero_blocks.yaml", ":8:14", "stages[1].blocks: Input should be greater than or equal to 1 (got 0)"),
     ("zero_classes.yaml", ":10:36", "head.classes: Input should be greater than or equal to 1 (got 0)"),
 ]

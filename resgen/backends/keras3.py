@@ -324,10 +324,8 @@ def _max_pool(site: Site, node: str) -> list[str]:
     if p:
         lines += _zero_padding(site, node, ((p, p), (p, p)))  # zeros: the graph's semantics
         src = site.dst(node)
-    args = [py(data["kernel_size"])]
-    stride = site.stride(node)
-    if stride != "1":
-        args.append(f"strides={stride}")
+    # strides always spelled out: Keras' default stride is the pool size, not 1
+    args = [py(data["kernel_size"]), f"strides={site.stride(node)}"]
     args += [f"data_format={DATA_FORMAT}", f"name={site.name(node)}"]
     return lines + _layer(site, node, "layers.MaxPooling2D", args, src=src)
 
