@@ -17,6 +17,11 @@ Where the code comes from:
   bias, padding and BatchNorm settings are read off the graph's nodes (they must be uniform where
   the generated code shares them, e.g. one ``BN_EPS`` for every BatchNorm).
 
+Two options go beyond torchvision: ``build_model(channels_last=True)``, and ``fuse_batchnorm(model)``,
+an inference copy with each BatchNorm that reads only a convolution folded into it; which ones fold
+is read off the graph (`_conv_bn_pairs`) and written as a table per class, so the file still grows
+with the number of stages only.
+
 Every value printed is code text made here (``repr`` of validated values); long calls are laid out
 as ``ruff format`` lays them out (`call_lines`), so the output is already formatted.
 """
@@ -37,7 +42,7 @@ from resgen.passes import totals
 from resgen.spec import BottleneckBlock, ProjectionShortcut, ZeroPadShortcut
 
 template = "torch/model.py.j2"
-allowed_imports = frozenset({"__future__", "torch"})  # the generated module needs nothing else
+allowed_imports = frozenset({"__future__", "copy", "torch"})  # the generated module needs nothing else
 
 LINE_LENGTH = 88  # ruff's default: the generated file is formatted for it
 MODEL_CLASS = "ResNet"
@@ -645,6 +650,81 @@ def _stages_view(
     }
 
 
+# --- the inference build: BatchNorm folded into the convolution before it ---------------------------
+
+
+def _conv_bn_pairs(graph: nx.DiGraph) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(conv, bn) module paths where a BatchNorm reads a convolution that feeds nothing else.
+
+    Only such a BatchNorm folds exactly into the convolution's weights and bias. A BatchNorm in
+    front of a convolution (pre-activation, the seed's input BatchNorm) or after an addition
+    does not. Returns the pairs of the ``ResNet`` class and those of the block class, relative to
+    a block (the block class is uniform: `_check_blocks`), each in graph order. A pair that crosses
+    a block boundary (the stem's convolution read only by the first block's pre-activation
+    BatchNorm) belongs to ``ResNet``, with full paths.
+    """
+    model_pairs: list[tuple[str, str]] = []
+    block_pairs: list[tuple[str, str]] = []
+    held: dict[tuple[int, int], set[tuple[str, str]]] = {}
+    for name in layers(graph):
+        node = graph.nodes[name]
+        if node["op"] != "batch_norm":
+            continue
+        (source,) = inputs_of(graph, name)
+        conv_node = graph.nodes[source]
+        if conv_node["op"] != "conv2d" or graph.out_degree(source) != 1:
+            continue
+        conv, bn = torch_path(conv_node), torch_path(node)
+        where = (node["stage"], node["block"])
+        if node["scope"] != "stage" or (conv_node["stage"], conv_node["block"]) != where:
+            # the stem, the head, or the stem's convolution feeding the first block's BatchNorm
+            model_pairs.append((conv, bn))
+            continue
+        pair = (_in_block(conv), _in_block(bn))
+        held.setdefault(where, set()).add(pair)
+        if pair not in block_pairs:
+            block_pairs.append(pair)
+    # The table is per class: a pair must hold in every block that has both modules.
+    for where, names in _block_nodes(graph).items():
+        present = {_in_block(torch_path(graph.nodes[n])) for n in names}
+        for pair in block_pairs:
+            if set(pair) <= present and pair not in held.get(where, set()):
+                block = f"stage{where[0]}.block{where[1]}"
+                raise TorchBackendError(f"{pair} folds in some blocks but not in {block}")
+    return model_pairs, block_pairs
+
+
+def _in_block(path: str) -> str:
+    """A module path relative to its block: layer2.0.downsample.0 -> downsample.0."""
+    return path.split(".", 2)[2]
+
+
+def _string(path: str) -> str:
+    """A module path as a double-quoted literal, as ruff format writes it."""
+    if not all(part.isidentifier() or part.isdigit() for part in path.split(".")):
+        raise TorchBackendError(f"unexpected module path {path!r}")
+    return f'"{path}"'
+
+
+def _fuse_view(graph: nx.DiGraph, block_class: str) -> dict[str, Any]:
+    """The ``CONV_BN_PAIRS`` table that ``fuse_batchnorm`` folds, by owning class."""
+    model_pairs, block_pairs = _conv_bn_pairs(graph)
+    owners = [
+        {"name": owner, "pairs": [(_string(conv), _string(bn)) for conv, bn in pairs]}
+        for owner, pairs in ((MODEL_CLASS, model_pairs), (block_class, block_pairs))
+        if pairs
+    ]
+    return {
+        "owners": owners,
+        "comment": comment(
+            "Each convolution whose output only a BatchNorm reads, by the class that owns both: "
+            "fuse_batchnorm folds these BatchNorms into their convolutions. Other BatchNorms "
+            "(in front of a convolution, after an addition) stay as they are.",
+            0,
+        ),
+    }
+
+
 # --- the module -------------------------------------------------------------------------------------
 
 
@@ -766,5 +846,15 @@ def view_model(compiled: Compiled) -> dict[str, Any]:
             "head_forward": head_forward,
             **stages,
         },
-        "build_doc": docstring([f"The network of spec {spec.name}, freshly initialized."], 4),
+        "build_doc": docstring(
+            [
+                f"The network of spec {spec.name}, freshly initialized.",
+                "channels_last=True stores the convolution weights in torch.channels_last (NHWC) "
+                "memory format, often faster on GPUs and with oneDNN on CPUs; feed it inputs "
+                "converted with ``x.to(memory_format=torch.channels_last)``. The function it "
+                "computes is the same.",
+            ],
+            4,
+        ),
+        "fuse": _fuse_view(graph, block["name"]),
     }
