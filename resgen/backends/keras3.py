@@ -27,6 +27,7 @@ Padding rules (DESIGN.md, "Padding is explicit"):
 from __future__ import annotations
 
 import textwrap
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,23 +132,27 @@ def doc_lines(text: str, *, indent: int, hang: int = 0) -> list[str]:
 
 
 @dataclass
-class Site:
+class Site(ABC):
     """How a handler writes a layer at one place: its name, input and output variables, values."""
 
     graph: nx.DiGraph
     indent: int
 
+    @abstractmethod
     def name(self, node: str) -> str:
-        raise NotImplementedError
+        """Code text of the layer's name."""
 
+    @abstractmethod
     def pad_name(self, node: str) -> str:
-        raise NotImplementedError
+        """Code text of the name of the ZeroPadding2D in front of the layer."""
 
+    @abstractmethod
     def src(self, node: str, index: int = 0) -> str:
-        raise NotImplementedError
+        """The variable holding the layer's `index`-th input."""
 
+    @abstractmethod
     def dst(self, node: str) -> str:
-        raise NotImplementedError
+        """The variable the layer's output is assigned to."""
 
     def channels(self, node: str) -> str:
         """Code text of a convolution's output channels."""
