@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -318,6 +319,9 @@ class _Builder:
             if bad.group() in _LINE_BREAKS:
                 message += "; write one line of text"
             raise self.fail(node, path, message)
+        invisible = next((ch for ch in text if unicodedata.category(ch) == "Cf"), None)
+        if invisible is not None:  # zero-width and other format characters: text that reads otherwise
+            raise self.fail(node, path, f"invisible format character {invisible!r} is not allowed in a value")
         return text
 
     def _scalar(self, node: ScalarNode, path: FieldPath, tag: str) -> Any:

@@ -228,6 +228,11 @@ EXPECTED = [
     ("yaml_version_1_3.yaml", "", "<root>: invalid YAML: version minor part can only be 2 or 1, got (1, 3)"),
     ("zero_blocks.yaml", ":8:14", "stages[1].blocks: Input should be greater than or equal to 1 (got 0)"),
     ("zero_classes.yaml", ":10:36", "head.classes: Input should be greater than or equal to 1 (got 0)"),
+    (
+        "zero_width_in_description.yaml",
+        ":3:14",
+        "description: invisible format character '\\u200b' is not allowed in a value",
+    ),
 ]
 
 
