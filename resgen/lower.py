@@ -332,6 +332,16 @@ def inputs_of(graph: nx.DiGraph, name: str) -> list[str]:
     return [u for u, _, _ in sorted(preds, key=lambda e: e[2])]
 
 
+def block_nodes(graph: nx.DiGraph) -> dict[tuple[int, int], list[str]]:
+    """The layers of every residual block, keyed by (stage, block), in build order."""
+    blocks: dict[tuple[int, int], list[str]] = {}
+    for name in layers(graph):
+        node = graph.nodes[name]
+        if node["scope"] == "stage":
+            blocks.setdefault((node["stage"], node["block"]), []).append(name)
+    return blocks
+
+
 def layers(graph: nx.DiGraph) -> list[str]:
     """Node names in the order lowering built them: a topological order, the same on every run."""
     return list(graph.nodes)

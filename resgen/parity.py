@@ -25,7 +25,7 @@ import numpy as np
 
 from resgen import weights
 from resgen.compiler import Compiled
-from resgen.lower import layers
+from resgen.lower import block_nodes, layers
 from resgen.naming import keras_name, torch_path
 from resgen.render import render
 
@@ -177,11 +177,7 @@ def keras_to_torch_model(compiled: Compiled, keras_model: Any, torch_model: Any)
 def stage_taps(compiled: Compiled) -> list[tuple[str, str, str]]:
     """(tap label, torch module path, Keras layer name) of the last layer of every stage."""
     graph = compiled.graph
-    last: dict[int, str] = {}
-    for name in layers(graph):
-        node = graph.nodes[name]
-        if node["scope"] == "stage":
-            last[node["stage"]] = name
+    last = {stage: names[-1] for (stage, _), names in block_nodes(graph).items()}  # later blocks win
     preact = compiled.spec.block.preactivation
     return [
         (f"stage{s}", f"layer{s}", keras_name(graph.nodes[n], preactivation=preact))

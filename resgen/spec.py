@@ -253,10 +253,9 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
-        if keyword.iskeyword(self.name) or keyword.issoftkeyword(self.name):
-            raise ValueError(f"name {self.name!r} is a Python keyword")
-        if self.name in RESERVED_NAMES or hasattr(builtins, self.name):
-            raise ValueError(f"name {self.name!r} is a Python builtin or a name generated code uses")
+        problem = name_problem(self.name)
+        if problem:
+            raise ValueError(problem)
         if (
             isinstance(self.shortcut, ProjectionShortcut)
             and self.shortcut.source == "preactivated"
@@ -271,6 +270,15 @@ class Spec(_Model):
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def name_problem(name: str) -> str | None:
+    """Why a name that fits IDENTIFIER still cannot name a model, or None."""
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"name {name!r} is a Python keyword"
+    if name in RESERVED_NAMES or hasattr(builtins, name):
+        return f"name {name!r} is a Python builtin or a name generated code uses"
+    return None
 
 
 def json_schema() -> dict[str, Any]:
@@ -306,7 +314,7 @@ def _locate(doc: Document, err: Any) -> SpecError:
     kind = err["type"]
     message = err["msg"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        expected = ", ".join(repr(k) for k in _kinds_at(path))
+        expected = ", ".join(repr(k) for k in _kinds_at(doc.data, path))
         found = err.get("ctx", {}).get("tag")
         what = f"unknown kind {found!r}" if kind == "union_tag_invalid" else "'kind' is missing"
         return doc.error((*path, "kind") if found else path, f"{what}; expected one of: {expected}")
@@ -356,30 +364,37 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(path)
 
 
-def _allowed_fields(data: Any, parent: tuple[str | int, ...]) -> list[str]:
-    """Field names the model at `parent` accepts."""
+def _model_at(data: Any, path: tuple[str | int, ...]) -> Any:
+    """The model class that holds the value at `path` (union members chosen by the data's `kind`)."""
     model: Any = Spec
     node = data
-    for part in parent:
-        node = node[part] if isinstance(node, (dict, list)) else None
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        model = _model_for(annotation, node)
-        if model is None:
-            return []
-    return list(model.model_fields)
-
-
-def _kinds_at(path: tuple[str | int, ...]) -> list[str]:
-    """The `kind` values a union field accepts."""
-    model: Any = Spec
-    annotation: Any = None
     for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
         if isinstance(part, int):
             continue
-        annotation = model.model_fields[part].annotation
-        model = _model_for(annotation, None)
+        if model is None or part not in model.model_fields:
+            return None
+        model = _model_for(model.model_fields[part].annotation, node)
+    return model
+
+
+def _allowed_fields(data: Any, parent: tuple[str | int, ...]) -> list[str]:
+    """Field names the model at `parent` accepts."""
+    model = _model_at(data, parent)
+    return list(model.model_fields) if model is not None else []
+
+
+def _kinds_at(data: Any, path: tuple[str | int, ...]) -> list[str]:
+    """The `kind` values the union field at `path` accepts."""
+    parent = _model_at(data, path[:-1]) if path else None
+    if parent is None or path[-1] not in parent.model_fields:
+        return []
+    annotation = parent.model_fields[path[-1]].annotation
     members = getattr(annotation, "__args__", None) or (annotation,)
     return [
         k

@@ -95,17 +95,9 @@ def spec_data(draw: st.DrawFn, *, max_blocks: int = 2, max_stages: int = 3) -> d
 
 
 def _usable_name(name: str) -> bool:
-    import builtins
-    import keyword
+    from resgen.spec import name_problem
 
-    from resgen.spec import RESERVED_NAMES
-
-    return not (
-        keyword.iskeyword(name)
-        or keyword.issoftkeyword(name)
-        or hasattr(builtins, name)
-        or name in RESERVED_NAMES
-    )
+    return name_problem(name) is None
 
 
 def leaf_paths(data: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:

@@ -35,7 +35,7 @@ from typing import Any
 import networkx as nx
 
 from resgen.compiler import Compiled
-from resgen.lower import OPS, BlockInfo, inputs_of, layers
+from resgen.lower import OPS, BlockInfo, block_nodes, inputs_of, layers
 from resgen.naming import keras_name, keras_pad_name
 
 template = "keras/model.py.j2"
@@ -452,15 +452,6 @@ class BlockPlan:
     roles: dict[str, str]  # role -> a node of that role (the first block that has it)
 
 
-def _block_nodes(graph: nx.DiGraph) -> dict[tuple[int, int], list[str]]:
-    nodes: dict[tuple[int, int], list[str]] = {}
-    for name in layers(graph):
-        data = graph.nodes[name]
-        if data["scope"] == "stage":
-            nodes.setdefault((data["stage"], data["block"]), []).append(name)
-    return nodes
-
-
 def block_name(graph: nx.DiGraph, nodes: list[str]) -> str:
     """keras.applications' block prefix, such as conv3_block1, from the block's addition."""
     (add,) = [n for n in nodes if graph.nodes[n]["role"] == "add"]
@@ -469,7 +460,7 @@ def block_name(graph: nx.DiGraph, nodes: list[str]) -> str:
 
 def _plan_block(graph: nx.DiGraph) -> BlockPlan:
     blocks: list[BlockInfo] = graph.graph["blocks"]
-    by_block = _block_nodes(graph)
+    by_block = block_nodes(graph)
     conv_roles: dict[str, list[tuple[BlockInfo, dict[str, Any]]]] = {}
     roles: dict[str, str] = {}
     for info in blocks:
@@ -587,7 +578,7 @@ def _block_view(graph: nx.DiGraph, plan: BlockPlan) -> dict[str, Any]:
 def _suffix(graph: nx.DiGraph, node: str) -> str:
     """A block layer's name without its block prefix: conv3_block1_2_conv -> _2_conv."""
     data = graph.nodes[node]
-    prefix = block_name(graph, _block_nodes(graph)[(data["stage"], data["block"])])
+    prefix = block_name(graph, block_nodes(graph)[(data["stage"], data["block"])])
     return keras_layer_name(graph, node).removeprefix(prefix)
 
 
@@ -596,7 +587,7 @@ def _suffix(graph: nx.DiGraph, node: str) -> str:
 
 def _stage_views(graph: nx.DiGraph, block: dict[str, Any]) -> list[dict[str, Any]]:
     blocks: list[BlockInfo] = graph.graph["blocks"]
-    by_block = _block_nodes(graph)
+    by_block = block_nodes(graph)
     stages: dict[int, list[BlockInfo]] = {}
     for info in blocks:
         stages.setdefault(info.stage, []).append(info)

@@ -36,7 +36,7 @@ from typing import Any
 import networkx as nx
 
 from resgen.compiler import Compiled
-from resgen.lower import OPS, BlockInfo, inputs_of, layers
+from resgen.lower import OPS, BlockInfo, block_nodes, inputs_of, layers
 from resgen.naming import torch_path
 from resgen.passes import totals
 from resgen.spec import BottleneckBlock, ProjectionShortcut, ZeroPadShortcut
@@ -379,18 +379,9 @@ _SHORTCUT_ROLES = {
 }
 
 
-def _block_nodes(graph: nx.DiGraph) -> dict[tuple[int, int], list[str]]:
-    out: dict[tuple[int, int], list[str]] = {}
-    for name in layers(graph):
-        node = graph.nodes[name]
-        if node["scope"] == "stage":
-            out.setdefault((node["stage"], node["block"]), []).append(name)
-    return out
-
-
 def _check_blocks(graph: nx.DiGraph, kind: tuple[str, bool], shortcut_norm: bool) -> None:
     """Every block holds exactly the layers its class builds, or rendering fails."""
-    nodes = _block_nodes(graph)
+    nodes = block_nodes(graph)
     preact = kind[1]
     for info in graph.graph["blocks"]:
         shortcut = _SHORTCUT_ROLES[info.shortcut]
@@ -406,7 +397,7 @@ def _check_blocks(graph: nx.DiGraph, kind: tuple[str, bool], shortcut_norm: bool
 
 def _shortcut_sources(graph: nx.DiGraph) -> set[tuple[str, bool]]:
     """(shortcut kind, reads the pre-activated input) of every block with a shortcut module."""
-    nodes = _block_nodes(graph)
+    nodes = block_nodes(graph)
     found = set()
     for info in graph.graph["blocks"]:
         names = nodes[(info.stage, info.block)]
@@ -685,7 +676,7 @@ def _conv_bn_pairs(graph: nx.DiGraph) -> tuple[list[tuple[str, str]], list[tuple
         if pair not in block_pairs:
             block_pairs.append(pair)
     # The table is per class: a pair must hold in every block that has both modules.
-    for where, names in _block_nodes(graph).items():
+    for where, names in block_nodes(graph).items():
         present = {_in_block(torch_path(graph.nodes[n])) for n in names}
         for pair in block_pairs:
             if set(pair) <= present and pair not in held.get(where, set()):
