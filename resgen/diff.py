@@ -553,14 +553,21 @@ def to_markdown(d: SpecDiff) -> str:
     lines = [heading, "", f"**{_md(verdict(d))}**"]
     if d.changes:
         rows = [
-            [_md_code(c.where) + (" _(informational)_" if c.informational else ""),
-             _md_code(_value(c.old)), _md_code(_value(c.new))]
+            [
+                _md_code(c.where) + (" _(informational)_" if c.informational else ""),
+                _md_code(_value(c.old)),
+                _md_code(_value(c.new)),
+            ]
             for c in d.changes
         ]
         lines += ["", "#### Changed fields", "", *_md_table(["field", "old", "new"], rows)]
     stage_rows = [[_md(cell) for cell in row] for row in _stage_cells(d)]
-    lines += ["", "#### Stages", "", *_md_table(["stage", "blocks", "output channels", "output resolution"],
-                                                  stage_rows)]
+    lines += [
+        "",
+        "#### Stages",
+        "",
+        *_md_table(["stage", "blocks", "output channels", "output resolution"], stage_rows),
+    ]
     total_rows = [[_md(cell) for cell in row] for row in _total_cells(d)]
     lines += ["", "#### Totals", "", *_md_table(["", "old", "new", "delta"], total_rows)]
     lines += ["", "#### Graph", "", *(f"{'  ' * depth}- {_md(text)}" for depth, text in _detail_lines(d))]
@@ -603,14 +610,21 @@ def to_json(d: SpecDiff) -> dict[str, Any]:
         "same": d.same,
         "verdict": verdict(d),
         "changes": [
-            {"path": c.where, "old": _jsonable(c.old), "new": _jsonable(c.new), "change": c.kind,
-             "informational": c.informational}
+            {
+                "path": c.where,
+                "old": _jsonable(c.old),
+                "new": _jsonable(c.new),
+                "change": c.kind,
+                "informational": c.informational,
+            }
             for c in d.changes
         ],
         "stages": [
-            {"stage": i + 1,
-             "old": _stage_json(d.stages_old[i] if i < len(d.stages_old) else None),
-             "new": _stage_json(d.stages_new[i] if i < len(d.stages_new) else None)}
+            {
+                "stage": i + 1,
+                "old": _stage_json(d.stages_old[i] if i < len(d.stages_old) else None),
+                "new": _stage_json(d.stages_new[i] if i < len(d.stages_new) else None),
+            }
             for i in range(n_stages)
         ],
         "blocks": {

@@ -117,8 +117,23 @@ def sanitize_id(name: str) -> str:
 
 
 _RESERVED = frozenset(
-    {"end", "graph", "digraph", "subgraph", "node", "edge", "strict", "flowchart", "style", "class",
-     "classdef", "click", "default", "linkstyle", "direction"}
+    {
+        "end",
+        "graph",
+        "digraph",
+        "subgraph",
+        "node",
+        "edge",
+        "strict",
+        "flowchart",
+        "style",
+        "class",
+        "classdef",
+        "click",
+        "default",
+        "linkstyle",
+        "direction",
+    }
 )
 
 
@@ -132,8 +147,11 @@ def _unit(node: dict[str, Any]) -> str:
 def _block_label(compiled: Compiled, info: BlockInfo) -> str:
     """E.g. "layer2.0 bottleneck 256→512 /2 projection" (torchvision's module path first)."""
     block = compiled.spec.block
-    parts = [f"layer{info.stage}.{info.block - 1}", ("preact " if block.preactivation else "") + block.kind,
-             f"{info.in_channels}→{info.out_channels}"]
+    parts = [
+        f"layer{info.stage}.{info.block - 1}",
+        ("preact " if block.preactivation else "") + block.kind,
+        f"{info.in_channels}→{info.out_channels}",
+    ]
     parts += [f"/{info.stride}"] if info.stride > 1 else []
     parts.append(info.shortcut)
     groups = getattr(block, "groups", 1)
@@ -233,8 +251,12 @@ def _cluster_id(cluster: str) -> str:
     return cluster if cluster.startswith("cluster_") else f"cluster_{cluster}"
 
 
-def _nested(picture: Picture, open_cluster: Callable[[str, int], str], close_cluster: Callable[[int], str],
-            node_line: Callable[[Node, int], str]) -> list[str]:
+def _nested(
+    picture: Picture,
+    open_cluster: Callable[[str, int], str],
+    close_cluster: Callable[[int], str],
+    node_line: Callable[[Node, int], str],
+) -> list[str]:
     """Node lines wrapped in cluster open/close lines. Members of a cluster are consecutive."""
     lines: list[str] = []
     stack: list[str] = []
@@ -242,7 +264,7 @@ def _nested(picture: Picture, open_cluster: Callable[[str, int], str], close_clu
         while stack and tuple(stack) != node.clusters[: len(stack)]:
             stack.pop()
             lines.append(close_cluster(len(stack)))
-        for cluster in node.clusters[len(stack):]:
+        for cluster in node.clusters[len(stack) :]:
             lines.append(open_cluster(cluster, len(stack)))
             stack.append(cluster)
         lines.append(node_line(node, len(stack)))
@@ -268,9 +290,9 @@ def to_dot(picture: Picture) -> str:
 
     lines = [
         f"digraph {_dot_string(picture.title)} {{",
-        f"{pad}graph [label={_dot_string(picture.title)}, labelloc=t, rankdir=TB, fontname=\"Helvetica\"];",
-        f"{pad}node [shape=box, style=rounded, fontname=\"Helvetica\"];",
-        f"{pad}edge [fontname=\"Helvetica\", fontsize=10];",
+        f'{pad}graph [label={_dot_string(picture.title)}, labelloc=t, rankdir=TB, fontname="Helvetica"];',
+        f'{pad}node [shape=box, style=rounded, fontname="Helvetica"];',
+        f'{pad}edge [fontname="Helvetica", fontsize=10];',
         *_nested(picture, open_cluster, close_cluster, node_line),
         *(
             f"{pad}{_dot_string(e.source)} -> {_dot_string(e.target)} [label={_dot_string(e.label)}];"
@@ -342,7 +364,10 @@ def render_image(dot_text: str, fmt: str, *, spec: str = "SPEC") -> bytes:
         raise GraphvizError(missing_graphviz_message(spec, fmt))
     try:
         result = subprocess.run(
-            [dot, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT_S,
+            [dot, f"-T{fmt}"],
+            input=dot_text.encode("utf-8"),
+            capture_output=True,
+            timeout=DOT_TIMEOUT_S,
             check=False,
         )
     except subprocess.TimeoutExpired:
