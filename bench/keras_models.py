@@ -17,8 +17,8 @@ import numpy as np
 from timing import compare
 
 from resgen.compiler import compile_spec
+from resgen.generate import render
 from resgen.parity import import_source
-from resgen.render import render
 
 PRESET = "keras_resnet50"
 SAMPLE_S = 0.25  # shortest sample: TensorFlow's timings on a small machine are noisy

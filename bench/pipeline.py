@@ -20,7 +20,7 @@ from typing import Any
 
 from resgen import backends, load, lower, passes, spec
 from resgen.compiler import Compiled
-from resgen.render import render
+from resgen.generate import render
 
 TARGETS = sorted(backends.TARGETS)
 DEPTH_SERIES = {
@@ -192,7 +192,7 @@ _IMPORT_PROBE = (
 
 def import_times(reps: int) -> dict[str, Any]:
     """Median seconds to import resgen's modules in a fresh interpreter, and what else they pull in."""
-    modules = ["resgen", "resgen.cli", "resgen.compiler, resgen.render"]
+    modules = ["resgen", "resgen.cli", "resgen.compiler, resgen.generate"]
     results: dict[str, Any] = {}
     with bytecode_env(True) as env:
         for module in modules:
@@ -234,7 +234,7 @@ def top_imports(env: dict[str, str], count: int = 10) -> list[dict[str, Any]]:
 def first_render(name: str = "resnet50") -> dict[str, float]:
     """In a fresh process: milliseconds of the first compile + render per target (templates compile)."""
     probe = (
-        "import time, json; from resgen.compiler import compile_spec; from resgen.render import render\n"
+        "import time, json; from resgen.compiler import compile_spec; from resgen.generate import render\n"
         "out = {}\n"
         f"for target in {TARGETS!r}:\n"
         f"    t = time.perf_counter(); render(compile_spec({name!r}), target)\n"

@@ -25,8 +25,8 @@ from timing import Comparison, compare
 from torch import nn
 
 from resgen.compiler import compile_spec
+from resgen.generate import render
 from resgen.parity import import_source
-from resgen.render import render
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -38,6 +39,16 @@ def compile_document(doc: load.Document) -> Compiled:
 def compile_spec(arg: str, *, input_size: tuple[int, int] | None = None) -> Compiled:
     """Compile a spec given as a file path or preset name, optionally at another input height x width."""
     doc = load.load(arg)
+    if input_size is not None:
+        doc = with_input_size(doc, *input_size)
+    return compile_document(doc)
+
+
+def compile_data(
+    data: dict[str, Any], *, input_size: tuple[int, int] | None = None, file: str = "<dict>"
+) -> Compiled:
+    """Compile a spec given as Python data (what a spec file holds); errors name `file`."""
+    doc = load.Document(file, data)
     if input_size is not None:
         doc = with_input_size(doc, *input_size)
     return compile_document(doc)

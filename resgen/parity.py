@@ -25,9 +25,9 @@ import numpy as np
 
 from resgen import weights
 from resgen.compiler import Compiled
+from resgen.generate import render
 from resgen.lower import block_nodes, layers
 from resgen.naming import keras_name, torch_path
-from resgen.render import render
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
 

@@ -14,11 +14,9 @@ This module is named so that it does not shadow the ``graphviz`` package.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,16 +377,3 @@ def render_image(dot_text: str, fmt: str, *, spec: str = "SPEC") -> bytes:
         message = result.stderr.decode("utf-8", "replace").strip()
         raise GraphvizError(f"Graphviz `dot -T{fmt}` failed (exit {result.returncode}): {message}")
     return result.stdout
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename: the file is either its old self or complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

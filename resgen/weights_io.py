@@ -154,8 +154,8 @@ def _text(value: Any) -> str:
 
 
 def keras_model(compiled: Compiled) -> Any:
+    from resgen.generate import render
     from resgen.parity import import_source
-    from resgen.render import render
 
     module = import_source(render(compiled, "keras"), f"resgen_keras_io_{compiled.spec.content_hash()}")
     return module.build_model()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from resgen import backends, load
 from resgen.compiler import compile_spec
-from resgen.render import render
+from resgen.generate import render
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from resgen import diff as specdiff
+from resgen import diffs as specdiff
 from resgen.cli import main
 from resgen.compiler import compile_spec
-from resgen.diff import ABSENT, Change, field_changes
+from resgen.diffs import ABSENT, Change, field_changes
 from resgen.load import presets_dir
 
 # Reference parameter counts, published by the frameworks (also in shared/reference/params.json):

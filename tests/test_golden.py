@@ -17,7 +17,7 @@ import pytest
 
 from resgen import backends, load
 from resgen.compiler import compile_spec
-from resgen.render import render
+from resgen.generate import render
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REGEN = "python tests/regen_golden.py"

@@ -40,14 +40,16 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from resgen import backends, load
-from resgen import render as render_module
+from resgen import files as files_module
+from resgen import generate as render_module
 from resgen.cli import main
 from resgen.compiler import Compiled, compile_document
 from resgen.errors import SpecError, SpecErrors, format_path
+from resgen.files import write_atomic
+from resgen.generate import RenderError, check_source, render
 from resgen.lower import layers
 from resgen.naming import torch_path
 from resgen.passes import totals
-from resgen.render import RenderError, check_source, render, write_atomic
 from resgen.spec import IDENTIFIER
 from tests.strategies import leaf_paths, spec_data
 
@@ -631,14 +633,14 @@ def test_nothing_is_written_when_one_of_three_specs_fails_to_render(
 def test_failed_rename_restores_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = tmp_path / "old.py", tmp_path / "new.py"
     old.write_text("previous", encoding="utf-8")
-    real_replace = render_module.os.replace
+    real_replace = files_module.os.replace
 
     def replace(src: str, dst: Any) -> None:
         if Path(dst) == new and str(src).endswith(".tmp"):
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(render_module.os, "replace", replace)
+    monkeypatch.setattr(files_module.os, "replace", replace)
     with pytest.raises(OSError):
         write_atomic({old: "replacement", new: "fresh"})
     assert [p.name for p in tmp_path.iterdir()] == ["old.py"]
@@ -668,14 +670,14 @@ def test_a_failed_write_restores_a_symlink_as_a_symlink(
 ) -> None:
     link, other = tmp_path / "link.py", tmp_path / "other.py"
     link.symlink_to(tmp_path / "elsewhere.py")  # dangling: exists() is False, the link is still there
-    real_replace = render_module.os.replace
+    real_replace = files_module.os.replace
 
     def replace(src: str, dst: Any) -> None:
         if Path(dst) == other:
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(render_module.os, "replace", replace)
+    monkeypatch.setattr(files_module.os, "replace", replace)
     with pytest.raises(OSError):
         write_atomic({link: "new", other: "new"})
     assert [p.name for p in tmp_path.iterdir()] == ["link.py"]

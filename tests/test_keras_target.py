@@ -30,10 +30,10 @@ import pytest
 from resgen import load
 from resgen.backends import keras3
 from resgen.compiler import Compiled, compile_document, compile_spec
+from resgen.generate import render
 from resgen.lower import OPS, layers
 from resgen.naming import keras_pad_name
 from resgen.passes import totals
-from resgen.render import render
 
 keras = pytest.importorskip("keras")
 

@@ -23,7 +23,7 @@ pytest.importorskip("keras")
 from resgen import parity, weights
 from resgen.cli import main
 from resgen.compiler import compile_spec
-from resgen.render import render
+from resgen.generate import render
 
 # Input (height, width) per preset: None keeps the spec's own size.
 SIZES: dict[str, tuple[int, int] | None] = {

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from resgen.compiler import compile_spec
+from resgen.generate import render
 from resgen.parity import import_source
-from resgen.render import render
 
 torch = pytest.importorskip("torch")
 

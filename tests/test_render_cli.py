@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from resgen.cli import main
 from resgen.compiler import compile_spec
-from resgen.render import render
+from resgen.generate import render
 
 SPECS = ["cifar_resnet20", "cifar_resnet32", "resnet18"]
 

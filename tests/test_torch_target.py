@@ -31,10 +31,10 @@ import pytest
 from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
+from resgen.generate import render
 from resgen.lower import OPS, layers
 from resgen.naming import torch_path
 from resgen.passes import totals
-from resgen.render import render
 
 torch = pytest.importorskip("torch")
 

@@ -1,4 +1,4 @@
-"""Stage 6: turn a backend's view model into source text through Jinja, gate it, write it atomically.
+"""Stage 6: turn a backend's view model into source text through Jinja, and gate it.
 
 Templates only loop and interpolate: every value they print is already code text made in Python by
 a backend. Jinja runs with `StrictUndefined`, so a missing value is an error, never an empty string.
@@ -8,10 +8,6 @@ Before anything is written, the rendered source must parse and import only what 
 from __future__ import annotations
 
 import ast
-import os
-import shutil
-import stat
-import tempfile
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
@@ -100,64 +96,3 @@ def check_source(text: str, allowed_imports: Iterable[str], label: str) -> None:
         for module in modules:
             if module.split(".")[0] not in allowed:
                 raise RenderError(f"generated source for {label} imports {module!r}, which is not allowed")
-
-
-def write_atomic(files: dict[Path, str]) -> None:
-    """Write every file or none: stage all texts in temporary files, then rename them into place.
-
-    If anything fails (staging or a rename halfway), files already replaced are restored from backups
-    and new ones removed, so every path is left exactly as it was.
-    """
-    staged: list[tuple[str, Path]] = []
-    replaced: list[tuple[str | None, Path]] = []
-    try:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp, path))
-            os.chmod(tmp, _mode(path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-        for tmp, path in staged:
-            backup = _backup(path) if os.path.lexists(path) else None
-            replaced.append((backup, path))
-            os.replace(tmp, path)  # a symbolic link at `path` is replaced, never written through
-    except BaseException:
-        for backup, path in reversed(replaced):
-            if backup is not None:
-                os.replace(backup, path)
-            elif os.path.lexists(path):
-                path.unlink()
-        raise
-    finally:
-        for leftover in [tmp for tmp, _ in staged] + [b for b, _ in replaced if b]:
-            if os.path.lexists(leftover):
-                os.unlink(leftover)
-
-
-def _mode(path: Path) -> int:
-    """Permissions of a written file: those of the regular file it replaces, else what open() gives
-    (0o666 less the umask), not mkstemp's 0o600, which would hide generated code from other users."""
-    if path.is_file() and not path.is_symlink():
-        return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _backup(path: Path) -> str:
-    """A copy of `path` beside it. A symbolic link is copied as a link, never read through (it may
-    point at /dev/zero); a copy that fails leaves nothing behind."""
-    fd, backup = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".bak", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.is_symlink():
-            os.unlink(backup)
-            os.symlink(os.readlink(path), backup)
-        else:
-            shutil.copy2(path, backup)
-    except BaseException:
-        if os.path.lexists(backup):
-            os.unlink(backup)
-        raise
-    return backup
