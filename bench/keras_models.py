@@ -18,7 +18,7 @@ from timing import compare
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.parity import import_source
+from resgen.importing import import_generated
 
 PRESET = "keras_resnet50"
 SAMPLE_S = 0.25  # shortest sample: TensorFlow's timings on a small machine are noisy
@@ -27,7 +27,7 @@ SAMPLE_S = 0.25  # shortest sample: TensorFlow's timings on a small machine are 
 def twins(side: int) -> tuple[keras.Model, keras.Model]:
     """(generated, keras.applications.ResNet50) with the same weights (copied by layer name)."""
     keras.utils.set_random_seed(0)
-    module = import_source(render(compile_spec(PRESET), "keras"), "resgen_bench_keras_resnet50")
+    module = import_generated(render(compile_spec(PRESET), "keras"), "resgen_bench_keras_resnet50")
     model = module.build_model(input_shape=(side, side, 3))
     reference = keras.applications.ResNet50(weights=None, input_shape=(side, side, 3))
     for layer in reference.layers:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from resgen import backends, load, lower, passes, spec
+from resgen import backends, load, lower, passes, validation
 from resgen.compiler import Compiled
 from resgen.generate import render
 
@@ -45,14 +45,14 @@ def run_once(name: str) -> dict[str, float]:
     t0 = time.perf_counter()
     doc = load.load(name)
     t1 = time.perf_counter()
-    model = spec.validate(doc)
+    model = validation.validate(doc)
     t2 = time.perf_counter()
     graph = lower.lower(model)
     t3 = time.perf_counter()
-    passes.run_all(graph)
+    analysis = passes.analyse(graph)
     t4 = time.perf_counter()
     times.update(load=t1 - t0, validate=t2 - t1, lower=t3 - t2, passes=t4 - t3)
-    compiled = Compiled(doc, model, graph)
+    compiled = Compiled(doc, model, graph, analysis)
     for target in TARGETS:
         start = time.perf_counter()
         render(compiled, target)
@@ -71,7 +71,7 @@ def pipeline(names: list[str], reps: int) -> dict[str, dict[str, Any]]:
     for name in names:
         samples = [run_once(name) for _ in range(reps)]
         medians = {key: round(statistics.median(s[key] for s in samples) * 1e3, 3) for key in samples[0]}
-        blocks = sum(stage.blocks for stage in spec.validate(load.load(name)).stages)
+        blocks = sum(stage.blocks for stage in validation.validate(load.load(name)).stages)
         results[name] = {"blocks": blocks, "reps": reps, "ms": medians}
     return results
 

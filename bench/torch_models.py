@@ -26,7 +26,7 @@ from torch import nn
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.parity import import_source
+from resgen.importing import import_generated
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ _MODULES: dict[str, ModuleType] = {}
 def generated(preset: str) -> ModuleType:
     """The generated torch module of a preset, rendered and imported once."""
     if preset not in _MODULES:
-        _MODULES[preset] = import_source(render(compile_spec(preset), "torch"), f"resgen_bench_{preset}")
+        _MODULES[preset] = import_generated(render(compile_spec(preset), "torch"), f"resgen_bench_{preset}")
     return _MODULES[preset]
 
 

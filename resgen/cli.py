@@ -123,7 +123,7 @@ def schema() -> None:
 @guarded
 def presets() -> None:
     """List the shipped specs."""
-    from resgen.spec import validate as validate_doc
+    from resgen.validation import validate as validate_doc
 
     for name in load.preset_names():
         spec = validate_doc(load.load(name))
@@ -201,10 +201,15 @@ def _print_check(
 @guarded
 def diff_command(old: str, new: str, fmt: str) -> None:
     """Semantic architecture diff of two specs. Exit 0 same network, 1 different, 2 error."""
+    from resgen import diff_formats
     from resgen import diffs as specdiff
 
     result = specdiff.diff(*_compile_all((old, new)))
-    render_diff = {"text": specdiff.to_text, "markdown": specdiff.to_markdown, "json": specdiff.to_json_text}
+    render_diff = {
+        "text": diff_formats.to_text,
+        "markdown": diff_formats.to_markdown,
+        "json": diff_formats.to_json_text,
+    }
     click.echo(render_diff[fmt](result), nl=False)
     sys.exit(0 if result.same else 1)
 

@@ -6,34 +6,38 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
-from resgen import load, lower, passes, spec
+from resgen import load, lower, passes, spec, validation
 from resgen.errors import SpecErrors
+from resgen.graph import LayerGraph
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """A spec that passed every check, with its annotated layer graph."""
+    """A spec that passed every check: its layer graph and the facts the passes found.
+
+    Everything after lowering (backends, weights, reports, parity) reads `graph` and `analysis`;
+    `doc` and `spec` are kept for messages that point back at the spec file.
+    """
 
     doc: load.Document
     spec: spec.Spec
-    graph: nx.DiGraph
+    graph: LayerGraph
+    analysis: passes.Analysis
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.graph.network.name
 
 
 def compile_document(doc: load.Document) -> Compiled:
     """Validate, lower and analyse a loaded document; raise `SpecErrors` locating any problem."""
-    model = spec.validate(doc)
+    model = validation.validate(doc)
     graph = lower.lower(model)
     try:
-        passes.run_all(graph)
+        analysis = passes.analyse(graph)
     except passes.GraphErrors as exc:
         raise SpecErrors([doc.error(e.origin, e.message) for e in exc.errors]) from None
-    return Compiled(doc, model, graph)
+    return Compiled(doc, model, graph, analysis)
 
 
 def compile_spec(arg: str, *, input_size: tuple[int, int] | None = None) -> Compiled:

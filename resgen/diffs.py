@@ -3,26 +3,23 @@
 Fields are compared on the validated specs' ``model_dump(mode="json")`` trees, so key order, defaults
 spelled out or left implicit, and JSON versus YAML never count as changes. ``name`` and ``description``
 are listed but are informational: they do not make two networks differ. The layer graphs are compared
-too (layers added, removed, or with different attributes, inputs or shapes), which catches any change
+too (layers added, removed, or with different settings, inputs or shapes), which catches any change
 to the network that no field change explains.
 
-Everything here is a pure function of two `Compiled` values; `to_text`, `to_markdown` and `to_json`
-render one `SpecDiff`.
+This module computes: `diff(old, new)` is a `SpecDiff`, a pure function of two `Compiled` values, and
+`verdict` sums one up in a line. `resgen.diff_formats` renders a `SpecDiff` as text, markdown or JSON.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from resgen.compiler import Compiled
 from resgen.errors import Path, format_path
-from resgen.lower import OPS, BlockInfo, inputs_of, layers
-from resgen.passes import totals
+from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, Network, Scope
 
 INFORMATIONAL = frozenset({"name", "description"})
 """Top-level fields that never make two networks differ."""
@@ -30,7 +27,9 @@ HEADLINE_CHANGES = 3
 """Field changes named in the verdict line before "and N more"."""
 EXAMPLES = 5
 """Layers named per kind of graph change in the text and markdown reports and the JSON examples."""
-_DERIVED_ATTRS = ("shape", "padding", "in_features")
+DERIVED = ("shape", "padding", "in_features")
+"""Signature entries that the analysis derives (per layer, so reports group them by name alone)."""
+_RENAMED = {"conv2d": {"padding": "padding_mode"}}  # in signatures, a convolution's "padding" is its pads
 
 
 class _Absent:
@@ -96,7 +95,7 @@ class Quantity:
 
 @dataclass(frozen=True)
 class LayerChange:
-    """A layer present on both sides whose op, attributes, inputs or output shape differ."""
+    """A layer present on both sides whose op, settings, inputs or output shape differ."""
 
     name: str
     attrs: dict[str, tuple[Any, Any]]
@@ -160,20 +159,21 @@ class SpecDiff:
 
 def diff(old: Compiled, new: Compiled) -> SpecDiff:
     """Compare two compiled specs."""
-    old_totals, new_totals = totals(old.graph), totals(new.graph)
-    old_blocks, new_blocks = _blocks_by_name(old.graph), _blocks_by_name(new.graph)
+    old_totals, new_totals = old.analysis.totals(), new.analysis.totals()
+    old_blocks = {b.prefix: b for b in old.graph.blocks}
+    new_blocks = {b.prefix: b for b in new.graph.blocks}
     changes = field_changes(old.spec.model_dump(mode="json"), new.spec.model_dump(mode="json"))
     return SpecDiff(
         old=old,
         new=new,
         changes=tuple(sorted(changes, key=lambda c: c.informational)),  # stable: network changes first
-        stages_old=stage_rows(old.graph),
-        stages_new=stage_rows(new.graph),
+        stages_old=stage_rows(old),
+        stages_new=stage_rows(new),
         blocks_added=tuple(n for n in new_blocks if n not in old_blocks),
         blocks_removed=tuple(n for n in old_blocks if n not in new_blocks),
         blocks_changed=_block_changes(old_blocks, new_blocks),
-        graph=graph_diff(old.graph, new.graph),
-        output_shape=(_output_shape(old.graph), _output_shape(new.graph)),
+        graph=graph_diff(old, new),
+        output_shape=(old.analysis.shape(old.graph.output.name), new.analysis.shape(new.graph.output.name)),
         params=Quantity(old_totals["params"], new_totals["params"]),
         non_trainable_params=Quantity(old_totals["non_trainable_params"], new_totals["non_trainable_params"]),
         macs=Quantity(old_totals["macs"], new_totals["macs"]),
@@ -200,26 +200,17 @@ def _item(items: list[Any], index: int) -> Any:
     return items[index] if index < len(items) else ABSENT
 
 
-def stage_rows(graph: nx.DiGraph) -> tuple[StageRow, ...]:
+def stage_rows(compiled: Compiled) -> tuple[StageRow, ...]:
     """Per stage: blocks, output channels, and the resolution of its last layer's output."""
-    blocks: list[BlockInfo] = graph.graph["blocks"]
-    last_shape: dict[int, tuple[int, ...]] = {}
-    for name in layers(graph):
-        node = graph.nodes[name]
-        if node["scope"] == "stage":
-            last_shape[node["stage"]] = node["shape"]
-    rows = []
-    for stage in sorted(last_shape):
-        infos = [b for b in blocks if b.stage == stage]
-        rows.append(StageRow(len(infos), infos[-1].out_channels, tuple(last_shape[stage][1:])))
-    return tuple(rows)
+    last_shape: dict[int | None, tuple[int, ...]] = {}
+    for layer in compiled.graph:
+        if layer.scope is Scope.STAGE:
+            last_shape[layer.stage] = compiled.analysis.shape(layer.name)
+    stages = compiled.graph.network.stages  # every stage has a block (the spec says blocks >= 1)
+    return tuple(StageRow(s.blocks, s.out_channels, last_shape[s.index][1:]) for s in stages)
 
 
-def _blocks_by_name(graph: nx.DiGraph) -> dict[str, BlockInfo]:
-    return {b.prefix: b for b in graph.graph["blocks"]}
-
-
-def _block_changes(old: dict[str, BlockInfo], new: dict[str, BlockInfo]) -> tuple[BlockChange, ...]:
+def _block_changes(old: dict[str, BlockRecord], new: dict[str, BlockRecord]) -> tuple[BlockChange, ...]:
     fields = ("in_channels", "width", "out_channels", "stride", "shortcut")
     changes = []
     for name, before in old.items():
@@ -233,23 +224,37 @@ def _block_changes(old: dict[str, BlockInfo], new: dict[str, BlockInfo]) -> tupl
     return tuple(changes)
 
 
-def _output_shape(graph: nx.DiGraph) -> tuple[int, ...]:
-    return tuple(graph.nodes[layers(graph)[-1]]["shape"])
+def _network_settings(layer: Layer, network: Network) -> dict[str, Any]:
+    """The network-wide settings a layer uses, so that changing one shows on the layers it changes."""
+    if isinstance(layer.op, BatchNorm):
+        return dataclasses.asdict(network.norm)  # epsilon, momentum
+    if isinstance(layer.op, (Conv2d, Dense)):
+        return {"l2": network.l2}  # on the kernel
+    return {}
 
 
-def layer_signature(graph: nx.DiGraph, name: str) -> dict[str, Any]:
-    """What makes a layer the layer it is: op, op attributes, inputs (in order) and derived shape."""
-    node = graph.nodes[name]
-    signature: dict[str, Any] = {"op": node["op"]}
-    signature.update((attr, node[attr]) for attr in OPS[node["op"]])
-    signature.update((attr, node[attr]) for attr in _DERIVED_ATTRS if attr in node)
-    signature["inputs"] = tuple(inputs_of(graph, name))
+def layer_signature(compiled: Compiled, name: str) -> dict[str, Any]:
+    """What makes a layer the layer it is: op kind, op settings, the network-wide settings it uses,
+    derived values (output shape, a convolution's pads, a dense layer's input width), inputs in order."""
+    graph, analysis = compiled.graph, compiled.analysis
+    layer = graph[name]
+    renamed = _RENAMED.get(layer.kind, {})
+    signature: dict[str, Any] = {"op": layer.kind}
+    signature.update((renamed.get(k, k), v) for k, v in dataclasses.asdict(layer.op).items())
+    signature.update(_network_settings(layer, graph.network))
+    signature["shape"] = analysis.shape(name)
+    if isinstance(layer.op, Conv2d):
+        signature["padding"] = analysis[name].padding
+    inputs = graph.inputs(name)
+    if isinstance(layer.op, Dense):
+        signature["in_features"] = analysis.shape(inputs[0])[0]
+    signature["inputs"] = tuple(inputs)
     return signature
 
 
-def graph_diff(old: nx.DiGraph, new: nx.DiGraph) -> GraphDiff:
-    """Layers added, removed and changed between two annotated layer graphs."""
-    old_names, new_names = layers(old), layers(new)
+def graph_diff(old: Compiled, new: Compiled) -> GraphDiff:
+    """Layers added, removed and changed between the layer graphs of two compiled specs."""
+    old_names, new_names = old.graph.names, new.graph.names
     old_set, new_set = set(old_names), set(new_names)
     changed = []
     for name in old_names:
@@ -258,7 +263,7 @@ def graph_diff(old: nx.DiGraph, new: nx.DiGraph) -> GraphDiff:
         before, after = layer_signature(old, name), layer_signature(new, name)
         keys = [*before, *(k for k in after if k not in before)]
         attrs = {k: (before.get(k, ABSENT), after.get(k, ABSENT)) for k in keys}
-        attrs = {k: pair for k, pair in attrs.items() if not _equal(*pair)}
+        attrs = {k: (a, b) for k, (a, b) in attrs.items() if type(a) is not type(b) or a != b}
         old_inputs, new_inputs = attrs.get("inputs", ((), ()))
         if not (set(old_inputs) <= new_set and set(new_inputs) <= old_set):
             del attrs["inputs"]  # rewired to or from an added/removed layer: already reported as such
@@ -273,11 +278,7 @@ def graph_diff(old: nx.DiGraph, new: nx.DiGraph) -> GraphDiff:
     )
 
 
-def _equal(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-# --- wording ------------------------------------------------------------------------------------
+# --- the verdict and the wording it shares with the formats -----------------------------------------
 
 
 def verdict(d: SpecDiff) -> str:
@@ -290,7 +291,7 @@ def verdict(d: SpecDiff) -> str:
 def _headline(d: SpecDiff) -> str:
     phrases = _change_phrases(d.network_changes)
     if not phrases:
-        return f"layer graph differs with no field change (layers {_graph_counts(d.graph)})"
+        return f"layer graph differs with no field change (layers {graph_counts(d.graph)})"
     shown = ", ".join(phrases[:HEADLINE_CHANGES])
     rest = len(phrases) - HEADLINE_CHANGES
     return shown + (f" and {rest} more change{'s' * (rest != 1)}" if rest > 0 else "")
@@ -303,7 +304,7 @@ def _change_phrases(changes: Sequence[Change]) -> list[str]:
     for change in changes:
         path = change.path
         if path[0] == "stages" and len(path) == 3:
-            key = (path[2], _value(change.old), _value(change.new))
+            key = (path[2], value_text(change.old), value_text(change.new))
             if key not in groups:
                 groups[key] = []
                 slots.append(key)
@@ -311,7 +312,7 @@ def _change_phrases(changes: Sequence[Change]) -> list[str]:
         elif path[0] == "stages" and len(path) == 2:
             slots.append(f"stage {int(path[1]) + 1} {change.kind}")
         else:
-            slots.append(f"{change.where} {_value(change.old)} → {_value(change.new)}")
+            slots.append(f"{change.where} {value_text(change.old)} → {value_text(change.new)}")
     return [
         slot if isinstance(slot, str) else f"{_stages_label(groups[slot])} {slot[0]} {slot[1]} → {slot[2]}"
         for slot in slots
@@ -326,11 +327,13 @@ def _stages_label(numbers: list[int]) -> str:
     return "stages " + ", ".join(str(n) for n in numbers)
 
 
-def _signed(value: int) -> str:
+def signed(value: int) -> str:
+    """A count with its sign and thousands separators: +1,024 or -3."""
     return f"+{value:,}" if value >= 0 else f"-{-value:,}"
 
 
-def _percent(q: Quantity) -> str:
+def percent_text(q: Quantity) -> str:
+    """The relative change of a count: +74.3%, -<0.1%, or "new" where the old count is 0."""
     p = q.percent
     if p is None:
         return "new"
@@ -342,7 +345,7 @@ def _percent(q: Quantity) -> str:
 def _params_phrase(q: Quantity) -> str:
     if not q.delta:
         return f"params unchanged ({q.new:,})"
-    return f"{_signed(q.delta)} params ({_percent(q)})"
+    return f"{signed(q.delta)} params ({percent_text(q)})"
 
 
 def _mac_unit(q: Quantity) -> tuple[float, str]:
@@ -365,7 +368,7 @@ def _macs_phrase(q: Quantity) -> str:
     return f"{q.delta / scale:+.2f} {unit}"
 
 
-def _value(value: Any, limit: int = 60) -> str:
+def value_text(value: Any, limit: int = 60) -> str:
     """A field value as a spec author writes it: 1e-5, true, null, {kernel_size: 3, ...}."""
     if value is ABSENT:
         return "(absent)"
@@ -376,9 +379,9 @@ def _value(value: Any, limit: int = 60) -> str:
     elif isinstance(value, float):
         text = _float(value)
     elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}: {_value(v, limit)}" for k, v in value.items()) + "}"
+        text = "{" + ", ".join(f"{k}: {value_text(v, limit)}" for k, v in value.items()) + "}"
     elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(_value(v, limit) for v in value) + "]"
+        text = "[" + ", ".join(value_text(v, limit) for v in value) + "]"
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -392,268 +395,6 @@ def _float(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _shape(shape: Sequence[int]) -> str:
-    return "×".join(str(d) for d in shape)
-
-
-def _graph_counts(g: GraphDiff) -> str:
+def graph_counts(g: GraphDiff) -> str:
+    """E.g. "17 added, 0 removed, 3 changed"."""
     return f"{len(g.added)} added, {len(g.removed)} removed, {len(g.changed)} changed"
-
-
-def _name_ranges(names: Iterable[str]) -> str:
-    """stage3.block7, ..., stage3.block23 -> "stage3.block7–23"; runs per stage."""
-    runs: list[tuple[str, int, int]] = []
-    for name in names:
-        stage, _, block = name.partition(".block")
-        number = int(block)
-        if runs and runs[-1][0] == stage and runs[-1][2] == number - 1:
-            runs[-1] = (stage, runs[-1][1], number)
-        else:
-            runs.append((stage, number, number))
-    return ", ".join(f"{s}.block{a}" + (f"–{b}" if b != a else "") for s, a, b in runs)
-
-
-def _some(texts: Sequence[str], sep: str = ", ") -> str:
-    """The first `EXAMPLES` texts, and how many more there are."""
-    more = len(texts) - EXAMPLES
-    return sep.join(texts[:EXAMPLES]) + (f"{sep}… ({more} more)" if more > 0 else "")
-
-
-def _attrs_text(change: LayerChange | BlockChange) -> str:
-    parts = [f"{k} {_value(o)} → {_value(n)}" for k, (o, n) in change.attrs.items()]
-    return f"{change.name} ({'; '.join(parts)})"
-
-
-def _stage_cells(d: SpecDiff) -> list[list[str]]:
-    """Rows of the per-stage table: stage number, blocks, channels, resolution, each "old → new"."""
-    rows = []
-    for i in range(max(len(d.stages_old), len(d.stages_new))):
-        old = d.stages_old[i] if i < len(d.stages_old) else None
-        new = d.stages_new[i] if i < len(d.stages_new) else None
-        rows.append(
-            [
-                str(i + 1),
-                _pair(old and str(old.blocks), new and str(new.blocks)),
-                _pair(old and str(old.channels), new and str(new.channels)),
-                _pair(old and _shape(old.resolution), new and _shape(new.resolution)),
-            ]
-        )
-    return rows
-
-
-def _pair(old: str | None, new: str | None) -> str:
-    old_text, new_text = old or "—", new or "—"
-    return old_text if old_text == new_text else f"{old_text} → {new_text}"
-
-
-def _total_cells(d: SpecDiff) -> list[list[str]]:
-    def row(label: str, q: Quantity) -> list[str]:
-        delta = f"{_signed(q.delta)} ({_percent(q)})" if q.delta else "0"
-        return [label, f"{q.old:,}", f"{q.new:,}", delta]
-
-    old_shape, new_shape = d.output_shape
-    return [
-        ["output shape", _shape(old_shape), _shape(new_shape), "" if old_shape == new_shape else "changed"],
-        row("params", d.params),
-        row("non-trainable params", d.non_trainable_params),
-        row("MACs", d.macs),
-        row("layers", Quantity(d.graph.old_count, d.graph.new_count)),
-    ]
-
-
-def layer_change_groups(changes: Sequence[LayerChange]) -> list[tuple[str, list[str]]]:
-    """Layer changes grouped by what changed ("bias false → true") with the layers it applies to.
-
-    Derived values (shapes, inputs) are grouped by attribute alone, as their values vary per layer.
-    """
-    groups: dict[str, list[str]] = {}
-    for change in changes:
-        for attr, (old, new) in change.attrs.items():
-            if attr in (*_DERIVED_ATTRS, "inputs"):
-                label = f"{'output shape' if attr == 'shape' else attr} changed"
-            else:
-                label = f"{attr} {_value(old)} → {_value(new)}"
-            groups.setdefault(label, []).append(change.name)
-    return list(groups.items())
-
-
-def _detail_lines(d: SpecDiff) -> list[tuple[int, str]]:
-    """Facts about blocks and layers, as (nesting depth, text) for a bulleted list."""
-    lines: list[tuple[int, str]] = []
-    if d.blocks_added:
-        lines.append((0, f"blocks added ({len(d.blocks_added)}): {_name_ranges(d.blocks_added)}"))
-    if d.blocks_removed:
-        lines.append((0, f"blocks removed ({len(d.blocks_removed)}): {_name_ranges(d.blocks_removed)}"))
-    if d.blocks_changed:
-        changed = [_attrs_text(c) for c in d.blocks_changed]
-        lines.append((0, f"blocks changed ({len(changed)}): {_some(changed)}"))
-    g = d.graph
-    lines.append((0, f"layers: {g.old_count} → {g.new_count}; {_graph_counts(g)}"))
-    if g.added:
-        lines.append((1, f"added: {_some(g.added)}"))
-    if g.removed:
-        lines.append((1, f"removed: {_some(g.removed)}"))
-    for label, names in layer_change_groups(g.changed):
-        lines.append((1, f"{label}: {len(names)} layer{'s' * (len(names) != 1)} ({_some(names)})"))
-    if d.network_changes and g.empty:
-        lines.append((0, "the layer graph is identical: the changed fields do not affect this network"))
-    return lines
-
-
-# --- formats ------------------------------------------------------------------------------------
-
-
-def _aligned(rows: list[list[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
-def to_text(d: SpecDiff) -> str:
-    """Plain text for a terminal."""
-    lines = [verdict(d), "", f"old: {d.old.doc.file} ({d.old.name})", f"new: {d.new.doc.file} ({d.new.name})"]
-    if d.changes:
-        lines += ["", "Changed fields:"]
-        rows = [
-            [c.where, f"{_value(c.old)} → {_value(c.new)}" + ("  (informational)" if c.informational else "")]
-            for c in d.changes
-        ]
-        lines += _aligned(rows)
-    lines += ["", "Stages:"]
-    lines += _aligned([["stage", "blocks", "channels", "resolution"], *_stage_cells(d)])
-    lines += ["", "Totals:"]
-    lines += _aligned([["", "old", "new", "delta"], *_total_cells(d)])
-    lines += ["", "Graph:", *(f"{'  ' * (depth + 1)}{text}" for depth, text in _detail_lines(d))]
-    return "\n".join(lines) + "\n"
-
-
-_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " "})
-
-
-def _md(text: str) -> str:
-    """Text safe inside a markdown table cell: no pipes, newlines or HTML."""
-    return text.translate(_MD_ESCAPES)
-
-
-def _md_code(text: str) -> str:
-    if "`" in text:
-        return _md(text)
-    return f"`{_md(text)}`"
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def to_markdown(d: SpecDiff) -> str:
-    """GitHub-flavoured markdown for a pull-request comment."""
-    names = [d.old.name] if d.old.name == d.new.name else [d.old.name, d.new.name]
-    heading = "### Architecture diff: " + " → ".join(_md_code(n) for n in names)
-    lines = [heading, "", f"**{_md(verdict(d))}**"]
-    if d.changes:
-        rows = [
-            [
-                _md_code(c.where) + (" _(informational)_" if c.informational else ""),
-                _md_code(_value(c.old)),
-                _md_code(_value(c.new)),
-            ]
-            for c in d.changes
-        ]
-        lines += ["", "#### Changed fields", "", *_md_table(["field", "old", "new"], rows)]
-    stage_rows = [[_md(cell) for cell in row] for row in _stage_cells(d)]
-    lines += [
-        "",
-        "#### Stages",
-        "",
-        *_md_table(["stage", "blocks", "output channels", "output resolution"], stage_rows),
-    ]
-    total_rows = [[_md(cell) for cell in row] for row in _total_cells(d)]
-    lines += ["", "#### Totals", "", *_md_table(["", "old", "new", "delta"], total_rows)]
-    lines += ["", "#### Graph", "", *(f"{'  ' * depth}- {_md(text)}" for depth, text in _detail_lines(d))]
-    return "\n".join(lines) + "\n"
-
-
-def _jsonable(value: Any) -> Any:
-    if value is ABSENT:
-        return None
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _quantity_json(q: Quantity) -> dict[str, Any]:
-    percent = q.percent
-    rounded = None if percent is None else round(percent, 3)
-    return {"old": q.old, "new": q.new, "delta": q.delta, "percent": rounded}
-
-
-def _stage_json(row: StageRow | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {"blocks": row.blocks, "channels": row.channels, "resolution": list(row.resolution)}
-
-
-def _side_json(c: Compiled) -> dict[str, Any]:
-    return {"name": c.name, "file": c.doc.file, "spec_hash": c.spec.content_hash()}
-
-
-def to_json(d: SpecDiff) -> dict[str, Any]:
-    """Machine-readable diff; `json.dumps` it. Absent values are null, with `change` saying which side."""
-    n_stages = max(len(d.stages_old), len(d.stages_new))
-    g = d.graph
-    return {
-        "old": _side_json(d.old),
-        "new": _side_json(d.new),
-        "same": d.same,
-        "verdict": verdict(d),
-        "changes": [
-            {
-                "path": c.where,
-                "old": _jsonable(c.old),
-                "new": _jsonable(c.new),
-                "change": c.kind,
-                "informational": c.informational,
-            }
-            for c in d.changes
-        ],
-        "stages": [
-            {
-                "stage": i + 1,
-                "old": _stage_json(d.stages_old[i] if i < len(d.stages_old) else None),
-                "new": _stage_json(d.stages_new[i] if i < len(d.stages_new) else None),
-            }
-            for i in range(n_stages)
-        ],
-        "blocks": {
-            "added": list(d.blocks_added),
-            "removed": list(d.blocks_removed),
-            "changed": [{"block": c.name, "attrs": _jsonable(c.attrs)} for c in d.blocks_changed],
-        },
-        "output_shape": {"old": list(d.output_shape[0]), "new": list(d.output_shape[1])},
-        "params": _quantity_json(d.params),
-        "non_trainable_params": _quantity_json(d.non_trainable_params),
-        "macs": _quantity_json(d.macs),
-        "layers": {
-            "old": g.old_count,
-            "new": g.new_count,
-            "added": len(g.added),
-            "removed": len(g.removed),
-            "changed": len(g.changed),
-            "changed_by_attr": [
-                {"change": label, "count": len(names), "examples": names[:EXAMPLES]}
-                for label, names in layer_change_groups(g.changed)
-            ],
-            "examples": {
-                "added": list(g.added[:EXAMPLES]),
-                "removed": list(g.removed[:EXAMPLES]),
-                "changed": [{"layer": c.name, "attrs": _jsonable(c.attrs)} for c in g.changed[:EXAMPLES]],
-            },
-        },
-    }
-
-
-def to_json_text(d: SpecDiff) -> str:
-    return json.dumps(to_json(d), indent=2, ensure_ascii=False) + "\n"

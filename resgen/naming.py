@@ -14,7 +14,7 @@ Block roles map one to one: ``convN``/``bnN`` <-> ``_N_conv``/``_N_bn``, the pro
 
 from __future__ import annotations
 
-from typing import Any
+from resgen.graph import Layer, LayerGraph, Scope
 
 _TORCH_STEM = {
     "input_bn": "input_bn",
@@ -34,10 +34,8 @@ _TORCH_HEAD = {
     "bn": "post_bn",
     "relu": "relu",
     "pool": "avgpool",
-    "flatten": "flatten",
     "dropout": "dropout",
     "fc": "fc",
-    "softmax": "softmax",
 }
 _KERAS_HEAD = {
     "bn": "post_bn",
@@ -46,7 +44,6 @@ _KERAS_HEAD = {
     "flatten": "flatten",
     "dropout": "dropout",
     "fc": "predictions",
-    "softmax": "predictions_softmax",
 }
 _TORCH_BLOCK = {
     "shortcut_conv": "downsample.0",
@@ -57,7 +54,6 @@ _TORCH_BLOCK = {
     "relu1": "relu",
     "relu2": "relu",
     "out_relu": "relu",
-    "add": "add",
 }
 _KERAS_BLOCK = {
     "preact_bn": "preact_bn",
@@ -70,28 +66,61 @@ _KERAS_BLOCK = {
 }
 
 
-def torch_path(node: dict[str, Any]) -> str:
+# Layers the torch target computes with a function, not a module of their own.
+_TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax"})
+
+
+def torch_path(layer: Layer) -> str:
     """Module path of a layer in the torch target (torchvision's scheme)."""
-    role = node["role"]
-    if node["scope"] == "input":
-        return "input"
-    if node["scope"] == "stem":
+    if layer.kind in _TORCH_FUNCTIONAL:
+        raise ValueError(f"{layer.name} is computed by a function in the torch target, not a module")
+    role = layer.role
+    if layer.scope is Scope.STEM:
         return _TORCH_STEM[role]
-    if node["scope"] == "head":
+    if layer.scope is Scope.HEAD:
         return _TORCH_HEAD[role]
-    return f"layer{node['stage']}.{node['block'] - 1}.{_TORCH_BLOCK.get(role, role)}"
+    return f"layer{layer.stage}.{(layer.block or 1) - 1}.{_TORCH_BLOCK.get(role, role)}"
 
 
-def keras_name(node: dict[str, Any], *, preactivation: bool = False) -> str:
-    """Layer name in the Keras target (keras.applications' scheme)."""
-    role = node["role"]
-    if node["scope"] == "input":
+def torch_module(layer: Layer) -> str | None:
+    """The module path that computes a layer in the torch target; None where a function does."""
+    return None if layer.kind in _TORCH_FUNCTIONAL else torch_path(layer)
+
+
+def keras_name(graph: LayerGraph, name: str) -> str:
+    """Name of the Keras layer that computes a graph layer (keras.applications' scheme).
+
+    A softmax after the classifier is fused into it (``Dense(..., activation="softmax")``), as
+    keras.applications does, so its layer is the classifier's.
+    """
+    layer = graph[name]
+    if fused_into_dense(graph, name):
+        return keras_name(graph, graph.inputs(name)[0])
+    return _keras_name(layer, preactivation=graph.network.block.preactivation)
+
+
+def fused_into_dense(graph: LayerGraph, name: str) -> bool:
+    """Whether the Keras target computes this layer inside the dense layer before it."""
+    if graph[name].kind != "softmax":
+        return False
+    (producer,) = graph.inputs(name)
+    return graph[producer].kind == "dense"
+
+
+def keras_names(graph: LayerGraph) -> dict[str, str]:
+    """Every graph layer's Keras layer name: for weight transfer, shape checks and parity."""
+    return {layer.name: keras_name(graph, layer.name) for layer in graph}
+
+
+def _keras_name(layer: Layer, *, preactivation: bool) -> str:
+    role = layer.role
+    if layer.scope is Scope.INPUT:
         return "input"
-    if node["scope"] == "stem":
+    if layer.scope is Scope.STEM:
         return _KERAS_STEM[role]
-    if node["scope"] == "head":
+    if layer.scope is Scope.HEAD:
         return _KERAS_HEAD[role]
-    prefix = f"conv{node['stage'] + 1}_block{node['block']}"
+    prefix = f"conv{(layer.stage or 0) + 1}_block{layer.block}"
     if role == "add":
         # keras.applications V2 ends a pre-activation block at the addition and calls it "_out"
         return f"{prefix}_{'out' if preactivation else 'add'}"

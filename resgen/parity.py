@@ -4,20 +4,17 @@
 weights with non-trivial BatchNorm statistics, copies them into the Keras model (torch -> keras), and
 compares the outputs and one tap per stage in eval mode; then does the same from random Keras weights
 (keras -> torch). The tolerance is DESIGN.md's: ``max|a - b| <= 1e-4 * max(1, max|b|)`` on CPU float32,
-plus the same top-1 class; 1e-3 on a GPU with TF32 off.
+plus the same top-1 class; 1e-3 on a GPU with TF32 off. The building blocks (`import_targets`,
+`randomize_torch`, the weight transfers) are shared with the train-mode check in `resgen.parity_train`.
 
 torch and Keras are imported here, lazily, by the functions that need them: importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
-import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,7 +23,7 @@ import numpy as np
 from resgen import weights
 from resgen.compiler import Compiled
 from resgen.generate import render
-from resgen.lower import block_nodes, layers
+from resgen.importing import import_generated
 from resgen.naming import keras_name, torch_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
@@ -65,36 +62,21 @@ class ParityReport:
         return data
 
 
-def import_source(source: str, module_name: str) -> ModuleType:
-    """Import generated source as a module (from a real file, so tracebacks and inspect work)."""
-    folder = Path(tempfile.mkdtemp(prefix="resgen_"))
-    path = folder / f"{module_name}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_models(
     compiled: Compiled, *, torch_source: str | None = None, keras_source: str | None = None
 ) -> tuple[Any, Any]:
     """Fresh torch and Keras models of `compiled` (from given sources, e.g. with a planted bug)."""
     torch_module, keras_module = import_targets(compiled, torch_source, keras_source)
-    spec = compiled.spec
-    shape = (spec.input.height, spec.input.width, spec.input.channels)
-    return torch_module.build_model(), keras_module.build_model(input_shape=shape)
+    return torch_module.build_model(), keras_module.build_model(input_shape=compiled.graph.input_hwc)
 
 
 def import_targets(
     compiled: Compiled, torch_source: str | None = None, keras_source: str | None = None
 ) -> tuple[ModuleType, ModuleType]:
     """The generated torch and Keras modules of `compiled`, imported."""
-    tag = f"{compiled.name}_{compiled.spec.content_hash()}"
-    torch_module = import_source(torch_source or render(compiled, "torch"), f"resgen_torch_{tag}")
-    keras_module = import_source(keras_source or render(compiled, "keras"), f"resgen_keras_{tag}")
+    tag = f"{compiled.name}_{compiled.graph.network.spec_hash}"
+    torch_module = import_generated(torch_source or render(compiled, "torch"), f"resgen_torch_{tag}")
+    keras_module = import_generated(keras_source or render(compiled, "keras"), f"resgen_keras_{tag}")
     return torch_module, keras_module
 
 
@@ -112,8 +94,7 @@ def randomize_torch(compiled: Compiled, model: Any, seed: int) -> None:
     """
     import torch
 
-    spec = compiled.spec
-    input_shape = (spec.input.height, spec.input.width, spec.input.channels)
+    input_shape = compiled.graph.input_hwc
     gen = torch.Generator().manual_seed(seed)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
@@ -150,12 +131,7 @@ RESIDUAL_BRANCH_SCALE = 0.2
 def _branch_ends(compiled: Compiled) -> list[str]:
     """torch paths of the last weighted layer of every residual branch (what feeds each addition)."""
     graph = compiled.graph
-    ends = []
-    for name in layers(graph):
-        if graph.nodes[name]["op"] == "add":
-            branch = next(u for u, _, i in graph.in_edges(name, data="index") if i == 0)
-            ends.append(torch_path(graph.nodes[branch]))
-    return ends
+    return [torch_path(graph[graph.inputs(add.name)[0]]) for add in graph.of_kind("add")]
 
 
 # --- transfer and forward ----------------------------------------------------------------------------
@@ -177,12 +153,8 @@ def keras_to_torch_model(compiled: Compiled, keras_model: Any, torch_model: Any)
 def stage_taps(compiled: Compiled) -> list[tuple[str, str, str]]:
     """(tap label, torch module path, Keras layer name) of the last layer of every stage."""
     graph = compiled.graph
-    last = {stage: names[-1] for (stage, _), names in block_nodes(graph).items()}  # later blocks win
-    preact = compiled.spec.block.preactivation
-    return [
-        (f"stage{s}", f"layer{s}", keras_name(graph.nodes[n], preactivation=preact))
-        for s, n in sorted(last.items())
-    ]
+    last = {stage: layers[-1] for (stage, _), layers in graph.block_layers().items()}  # later blocks win
+    return [(f"stage{s}", f"layer{s}", keras_name(graph, x.name)) for s, x in sorted(last.items())]
 
 
 def torch_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray, device: str) -> dict[str, np.ndarray]:
@@ -256,10 +228,9 @@ def check(
     """Both directions of weight transfer, compared at every stage and at the output."""
     tolerance = GPU_TOLERANCE if device.startswith("cuda") else CPU_TOLERANCE
     versions, tf32 = environment(device)
-    spec = compiled.spec
     report = ParityReport(
         spec=compiled.name,
-        input_shape=[spec.input.height, spec.input.width, spec.input.channels],
+        input_shape=list(compiled.graph.input_hwc),
         device=device,
         tolerance=tolerance,
         versions=versions,
@@ -318,176 +289,3 @@ def format_report(report: ParityReport) -> str:
     lines.append(f"  top-1 {'agrees' if report.same_top1 else 'DIFFERS'}")
     lines.append("PASS" if report.passed else "FAIL")
     return "\n".join(lines)
-
-
-# --- train mode: one SGD step in both frameworks ------------------------------------------------------
-
-
-@dataclass
-class TrainReport:
-    spec: str
-    loss_torch: float  # data loss + L2 penalty, computed as Keras does
-    loss_keras: float
-    max_update_diff: float  # max |delta_torch - delta_keras| over a tensor / the largest update in the net
-    worst_tensor: str
-    max_mean_diff: float  # BN running mean after the step
-    max_var_diff: float  # BN running variance after the step, after the unbiased/biased conversion
-    tolerance: float
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        loss_ok = abs(self.loss_torch - self.loss_keras) <= self.tolerance * max(1.0, abs(self.loss_keras))
-        return (
-            loss_ok
-            and self.max_update_diff <= TRAIN_TOLERANCE
-            and self.max_mean_diff <= self.tolerance
-            and self.max_var_diff <= self.tolerance
-        )
-
-
-# Train-mode parity runs in float64. Updates are compared relative to the largest update in the network:
-# a tensor whose gradient is zero in theory (a bias followed by a BatchNorm in training mode) has only
-# rounding noise to compare.
-TRAIN_TOLERANCE = 1e-6
-
-
-def check_training(
-    compiled: Compiled,
-    *,
-    lr: float = 0.01,
-    batch: int = 4,
-    seed: int = 0,
-    torch_source: str | None = None,
-    keras_source: str | None = None,
-) -> TrainReport:
-    """One SGD step from identical weights on the same batch: losses, updates and BN statistics agree.
-
-    Both frameworks run in float64 here, so that what is compared is the arithmetic each one does (the
-    loss, the gradients, the L2 term, the BatchNorm updates) and not float32 rounding, which in a deep
-    net's gradients reaches 1e-3 of the largest update by itself.
-
-    Keras' l2(r) adds r * sum(w**2) to the loss; the torch side gets the same through the generated
-    param_groups() (weight decay 2r). torch updates the running variance with the unbiased batch
-    variance and Keras with the biased one: the comparison converts Keras' value before comparing.
-    """
-    import keras
-
-    if any(d["op"] == "dropout" for _, d in compiled.graph.nodes(data=True)):
-        raise ValueError(
-            "train-mode parity needs a spec without dropout (the two frameworks draw different masks)"
-        )
-    torch_module, keras_module = import_targets(compiled, torch_source, keras_source)
-    spec = compiled.spec
-    shape = (spec.input.height, spec.input.width, spec.input.channels)
-    torch_model = torch_module.build_model()
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        keras_model = keras_module.build_model(input_shape=shape)
-        return _train_step_both(
-            compiled, torch_module, torch_model, keras_model, lr=lr, batch=batch, seed=seed
-        )
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
-
-
-def _train_step_both(
-    compiled: Compiled,
-    torch_module: ModuleType,
-    torch_model: Any,
-    keras_model: Any,
-    *,
-    lr: float,
-    batch: int,
-    seed: int,
-) -> TrainReport:
-    import keras
-    import torch
-
-    spec = compiled.spec
-    shape = (spec.input.height, spec.input.width, spec.input.channels)
-    randomize_torch(compiled, torch_model, seed)
-    torch_model.double()
-    torch_to_keras_model(compiled, torch_model, keras_model)
-    before = {k: v.detach().clone() for k, v in torch_model.state_dict().items()}
-
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, *shape))
-    y = rng.integers(0, spec.head.classes, size=batch)
-    logits = spec.head.output == "logits"
-
-    # torch
-    torch_model.train()
-    groups = torch_module.param_groups(torch_model) if hasattr(torch_module, "param_groups") else None
-    optimizer = torch.optim.SGD(groups or torch_model.parameters(), lr=lr)
-    # The L2 term that the torch optimizer's weight decay stands for: (decay / 2) * sum(w ** 2) per group.
-    penalty = sum(
-        group["weight_decay"] / 2 * sum(float((p.detach().double() ** 2).sum()) for p in group["params"])
-        for group in optimizer.param_groups
-    )
-    out = torch_model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-    target = torch.from_numpy(y)
-    data_loss = torch.nn.functional.cross_entropy(out, target) if logits else _nll_of_probs(out, target)
-    optimizer.zero_grad()
-    data_loss.backward()
-    optimizer.step()
-    loss_torch = data_loss.item() + penalty
-
-    # Keras
-    keras_model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
-    )
-    loss_keras = float(np.asarray(keras_model.train_on_batch(x, y)))
-
-    names = {s.keras_layer for s in weights.weight_slots(compiled)}
-    after_keras = weights.keras_to_torch(compiled, {n: keras_model.get_layer(n).get_weights() for n in names})
-    after_torch = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
-    report = TrainReport(compiled.name, loss_torch, loss_keras, 0.0, "", 0.0, 0.0, TRAIN_TOLERANCE)
-    bn_inputs = _bn_sample_counts(compiled, batch)
-    deltas: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for slot in weights.weight_slots(compiled):
-        key = slot.torch_key
-        old = before[key].numpy().astype(np.float64)
-        got_t, got_k = after_torch[key].astype(np.float64), after_keras[key].astype(np.float64)
-        if slot.role == "moving_mean":
-            scale = max(1.0, float(np.max(np.abs(got_k))))
-            report.max_mean_diff = max(report.max_mean_diff, float(np.max(np.abs(got_t - got_k))) / scale)
-        elif slot.role == "moving_variance":
-            # Keras: new = m * old + (1 - m) * var_b; torch: new = m * old + (1 - m) * var_b * n / (n - 1)
-            n = bn_inputs[slot.node]
-            momentum = compiled.graph.nodes[slot.node]["momentum"]
-            expected = got_k + (got_k - momentum * old) / (n - 1)
-            scale = max(1.0, float(np.max(np.abs(expected))))
-            report.max_var_diff = max(report.max_var_diff, float(np.max(np.abs(got_t - expected))) / scale)
-        else:
-            deltas[key] = (got_t - old, got_k - old)
-    largest = max((float(np.max(np.abs(dk))) for _, dk in deltas.values()), default=0.0)
-    for key, (delta_t, delta_k) in deltas.items():
-        diff = float(np.max(np.abs(delta_t - delta_k))) / max(largest, 1e-12)
-        if diff > report.max_update_diff:
-            report.max_update_diff, report.worst_tensor = diff, key
-    return report
-
-
-def _nll_of_probs(probs: Any, target: Any) -> Any:
-    """Cross-entropy of probabilities, clipped as Keras clips them."""
-    import torch
-
-    eps = 1e-7
-    picked = probs.gather(1, target[:, None]).clamp(eps, 1 - eps)
-    return -torch.log(picked).mean()
-
-
-def _bn_sample_counts(compiled: Compiled, batch: int) -> dict[str, int]:
-    """Values per channel each BatchNorm averages over in a training step: batch x H x W."""
-    counts = {}
-    for name in layers(compiled.graph):
-        node = compiled.graph.nodes[name]
-        if node["op"] == "batch_norm":
-            shape = node["shape"]
-            counts[name] = batch * (shape[1] * shape[2] if len(shape) == 3 else 1)
-    return counts

@@ -1,23 +1,67 @@
-"""Stage 4: analyses over the layer graph: shapes, parameter counts, multiply-accumulates.
+"""Stage 4: analyses of the layer graph: shapes, padding, parameter counts, multiply-accumulates.
 
-Each pass takes the graph and annotates its nodes; none reads the spec file. Shapes are channels
-first: ``(C, H, W)`` for feature maps and ``(F,)`` for vectors. A pass that finds a problem raises
-`GraphErrors`, each naming the layer and the spec field responsible (the node's ``origin``).
+`analyse(graph)` computes every layer's facts once and returns them as a frozen `Analysis`; the graph
+itself is never changed. Shapes are channels first: ``(C, H, W)`` for feature maps and ``(F,)`` for
+vectors. A rule that finds a problem raises `GraphErrors`, each naming the layer and the spec field
+responsible (the layer's ``origin``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-import networkx as nx
-
 from resgen.errors import Path
-from resgen.lower import OPS, inputs_of, layers
+from resgen.graph import (
+    OPS,
+    AvgPool,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Input,
+    Layer,
+    LayerGraph,
+    MaxPool,
+    PadMode,
+    Shape,
+    ZeroPadShortcut,
+    format_shape,
+)
 
-Shape = tuple[int, ...]
+Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+
+@dataclass(frozen=True)
+class LayerFacts:
+    shape: Shape  # output shape
+    params: int  # learnable
+    non_trainable: int  # BatchNorm running mean and variance
+    macs: int  # multiply-accumulates (convolutions and dense layers)
+    padding: Pads | None = None  # convolutions and max-pools, at the spec's input size
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Facts of every layer, by name."""
+
+    facts: Mapping[str, LayerFacts]
+
+    def __getitem__(self, name: str) -> LayerFacts:
+        return self.facts[name]
+
+    def shape(self, name: str) -> Shape:
+        return self.facts[name].shape
+
+    def totals(self) -> dict[str, int]:
+        facts = self.facts.values()
+        return {
+            "params": sum(f.params for f in facts),
+            "non_trainable_params": sum(f.non_trainable for f in facts),
+            "macs": sum(f.macs for f in facts),
+        }
 
 
 @dataclass(frozen=True)
@@ -33,10 +77,6 @@ class GraphErrors(Exception):
         super().__init__("; ".join(f"{e.layer}: {e.message}" for e in errors))
 
 
-def fmt(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
-
-
 def conv_out(size: int, kernel: int, stride: int, pad_total: int) -> int:
     """Output side of a convolution or pooling window (floor mode)."""
     return (size + pad_total - kernel) // stride + 1
@@ -49,7 +89,7 @@ def tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-# --- shape rules, one per op ------------------------------------------------------------------------
+# --- shape rules, one per op: (op, input shapes) -> (output shape, padding) ---------------------------
 
 
 class _ShapeError(Exception):
@@ -58,6 +98,9 @@ class _ShapeError(Exception):
     def __init__(self, message: str, field: Path | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+Rule = Callable[[Any, list[Shape]], tuple[Shape, Pads | None]]
 
 
 def _check_stride(h: int, w: int, stride: int, what: str) -> None:
@@ -69,111 +112,115 @@ def _check_stride(h: int, w: int, stride: int, what: str) -> None:
         )
 
 
-def _spatial(shape: Shape, op: str) -> tuple[int, int, int]:
+def _spatial(shape: Shape, kind: str) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise _ShapeError(f"{op} needs a feature map, got a vector of {fmt(shape)}")
+        raise _ShapeError(f"{kind} needs a feature map, got a vector of {format_shape(shape)}")
     c, h, w = shape
     return c, h, w
 
 
-def _shape_input(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
-    return (attrs["channels"], attrs["height"], attrs["width"])
+def _input(op: Input, ins: list[Shape]) -> tuple[Shape, None]:
+    return (op.channels, op.height, op.width), None
 
 
-def _shape_conv2d(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def conv_padding(op: Conv2d, h: int, w: int) -> Pads:
+    """A convolution's padding for an h x w input."""
+    k, s = op.kernel_size, op.stride
+    if op.padding is PadMode.TF_SAME:
+        return tf_same_pads(h, k, s), tf_same_pads(w, k, s)
+    return (k // 2, k // 2), (k // 2, k // 2)
+
+
+def _conv2d(op: Conv2d, ins: list[Shape]) -> tuple[Shape, Pads]:
     c, h, w = _spatial(ins[0], "conv2d")
-    k, s, g = attrs["kernel_size"], attrs["stride"], attrs["groups"]
-    if c != attrs["in_channels"]:
-        raise _ShapeError(f"expects {attrs['in_channels']} input channels, gets {c}")
-    if c % g or attrs["out_channels"] % g:
+    k, s, g = op.kernel_size, op.stride, op.groups
+    if c != op.in_channels:
+        raise _ShapeError(f"expects {op.in_channels} input channels, gets {c}")
+    if c % g or op.out_channels % g:
         raise _ShapeError(
-            f"groups={g} must divide both {c} input and {attrs['out_channels']} output channels",
-            ("groups",),
+            f"groups={g} must divide both {c} input and {op.out_channels} output channels", ("groups",)
         )
     _check_stride(h, w, s, f"a {k}x{k} convolution")
-    if attrs["padding_mode"] == "tf_same":
-        pads = (tf_same_pads(h, k, s), tf_same_pads(w, k, s))
-    else:
-        pads = ((k // 2, k // 2), (k // 2, k // 2))
-    attrs["padding"] = pads  # for the spec's input size; "tf_same" layers recompute it at run time
+    pads = conv_padding(op, h, w)
     oh, ow = conv_out(h, k, s, sum(pads[0])), conv_out(w, k, s, sum(pads[1]))
     if oh < 1 or ow < 1:
         raise _ShapeError(f"a {k}x{k}/{s} convolution collapses the {h}x{w} input to {oh}x{ow}")
-    return (attrs["out_channels"], oh, ow)
+    return (op.out_channels, oh, ow), pads
 
 
-def _same(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
-    return ins[0]
+def _same(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
+    return ins[0], None
 
 
-def _shape_batch_norm(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
-    if ins[0][0] != attrs["channels"]:
-        raise _ShapeError(f"normalizes {attrs['channels']} channels, gets {ins[0][0]}")
-    return ins[0]
+def _batch_norm(op: BatchNorm, ins: list[Shape]) -> tuple[Shape, None]:
+    if ins[0][0] != op.channels:
+        raise _ShapeError(f"normalizes {op.channels} channels, gets {ins[0][0]}")
+    return ins[0], None
 
 
-def _shape_max_pool(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def _max_pool(op: MaxPool, ins: list[Shape]) -> tuple[Shape, Pads]:
     c, h, w = _spatial(ins[0], "max_pool")
-    k, s, p = attrs["kernel_size"], attrs["stride"], attrs["padding"]
+    k, s, p = op.kernel_size, op.stride, op.padding
     _check_stride(h, w, s, f"a {k}x{k} max-pool")
     oh, ow = conv_out(h, k, s, 2 * p), conv_out(w, k, s, 2 * p)
     if oh < 1 or ow < 1:
         raise _ShapeError(f"a {k}x{k}/{s} max-pool collapses the {h}x{w} input to {max(oh, 0)}x{max(ow, 0)}")
-    return (c, oh, ow)
+    return (c, oh, ow), ((p, p), (p, p))
 
 
-def _shape_avg_pool(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def _avg_pool(op: AvgPool, ins: list[Shape]) -> tuple[Shape, None]:
     c, h, w = _spatial(ins[0], "avg_pool")
-    k, s = attrs["kernel_size"], attrs["stride"]
-    oh, ow = conv_out(h, k, s, 0), conv_out(w, k, s, 0)
+    oh, ow = conv_out(h, op.kernel_size, op.stride, 0), conv_out(w, op.kernel_size, op.stride, 0)
     if oh < 1 or ow < 1:
-        raise _ShapeError(f"a {k}x{k} average pool does not fit the {h}x{w} feature map")
-    return (c, oh, ow)
+        raise _ShapeError(
+            f"a {op.kernel_size}x{op.kernel_size} average pool does not fit the {h}x{w} feature map"
+        )
+    return (c, oh, ow), None
 
 
-def _shape_global_avg_pool(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
-    return (_spatial(ins[0], "global_avg_pool")[0],)
+def _global_avg_pool(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
+    return (_spatial(ins[0], "global_avg_pool")[0],), None
 
 
-def _shape_flatten(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
-    return (math.prod(ins[0]),)
+def _flatten(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
+    return (math.prod(ins[0]),), None
 
 
-def _shape_dense(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def _dense(op: Dense, ins: list[Shape]) -> tuple[Shape, None]:
     if len(ins[0]) != 1:
-        raise _ShapeError(f"dense needs a vector, got {fmt(ins[0])}")
-    attrs["in_features"] = ins[0][0]
-    return (attrs["out_features"],)
+        raise _ShapeError(f"dense needs a vector, got {format_shape(ins[0])}")
+    return (op.out_features,), None
 
 
-def _shape_add(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def _add(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
     if ins[0] != ins[1]:
         raise _ShapeError(
-            f"residual branch gives {fmt(ins[0])} but the shortcut gives {fmt(ins[1])}; they must match"
+            f"residual branch gives {format_shape(ins[0])} but the shortcut gives {format_shape(ins[1])}; "
+            "they must match"
         )
-    return ins[0]
+    return ins[0], None
 
 
-def _shape_zero_pad_shortcut(attrs: dict[str, Any], ins: list[Shape]) -> Shape:
+def _zero_pad_shortcut(op: ZeroPadShortcut, ins: list[Shape]) -> tuple[Shape, None]:
     c, h, w = _spatial(ins[0], "zero_pad_shortcut")
-    s = attrs["stride"]
-    return (c + attrs["pad_before"] + attrs["pad_after"], math.ceil(h / s), math.ceil(w / s))
+    s = op.stride
+    return (c + op.pad_before + op.pad_after, math.ceil(h / s), math.ceil(w / s)), None
 
 
-SHAPE_RULES: dict[str, Callable[[dict[str, Any], list[Shape]], Shape]] = {
-    "input": _shape_input,
-    "conv2d": _shape_conv2d,
-    "batch_norm": _shape_batch_norm,
+SHAPE_RULES: dict[str, Rule] = {
+    "input": _input,
+    "conv2d": _conv2d,
+    "batch_norm": _batch_norm,
     "relu": _same,
-    "max_pool": _shape_max_pool,
-    "avg_pool": _shape_avg_pool,
-    "global_avg_pool": _shape_global_avg_pool,
-    "flatten": _shape_flatten,
+    "max_pool": _max_pool,
+    "avg_pool": _avg_pool,
+    "global_avg_pool": _global_avg_pool,
+    "flatten": _flatten,
     "dropout": _same,
-    "dense": _shape_dense,
+    "dense": _dense,
     "softmax": _same,
-    "add": _shape_add,
-    "zero_pad_shortcut": _shape_zero_pad_shortcut,
+    "add": _add,
+    "zero_pad_shortcut": _zero_pad_shortcut,
 }
 assert set(SHAPE_RULES) == set(OPS), "every op needs a shape rule"
 
@@ -187,56 +234,38 @@ def _blame(origin: Path, field: Path | None) -> Path:
     return origin
 
 
-def infer_shapes(graph: nx.DiGraph) -> nx.DiGraph:
-    """Annotate every node with ``shape``; raise `GraphErrors` at the first layer that cannot work."""
-    for name in layers(graph):
-        node = graph.nodes[name]
-        ins = [graph.nodes[u]["shape"] for u in inputs_of(graph, name)]
-        try:
-            node["shape"] = SHAPE_RULES[node["op"]](node, ins)
-        except _ShapeError as exc:
-            origin = _blame(node["origin"], exc.field)
-            raise GraphErrors([GraphError(name, origin, f"layer {name}: {exc}")]) from None
-    return graph
-
-
 # --- parameters and MACs ------------------------------------------------------------------------------
 
 
-def count(graph: nx.DiGraph) -> nx.DiGraph:
-    """Annotate ``params`` (learnable), ``non_trainable`` (BN running statistics) and ``macs``.
+def _counts(layer: Layer, shape: Shape, in_shape: Shape | None) -> tuple[int, int, int]:
+    """(learnable, non-trainable, MACs) of one layer.
 
     MACs count multiply-accumulates of convolutions and dense layers only, as torchvision publishes
     them; normalization, activation, pooling and additions are not counted.
     """
-    for name in layers(graph):
-        node = graph.nodes[name]
-        op = node["op"]
-        params = non_trainable = macs = 0
-        if op == "conv2d":
-            k, g = node["kernel_size"], node["groups"]
-            weights = node["out_channels"] * (node["in_channels"] // g) * k * k
-            params = weights + (node["out_channels"] if node["bias"] else 0)
-            _, oh, ow = node["shape"]
-            macs = weights * oh * ow
-        elif op == "batch_norm":
-            params = non_trainable = 2 * node["channels"]
-        elif op == "dense":
-            weights = node["in_features"] * node["out_features"]
-            params = weights + (node["out_features"] if node["bias"] else 0)
-            macs = weights
-        node["params"], node["non_trainable"], node["macs"] = params, non_trainable, macs
-    return graph
+    op = layer.op
+    if isinstance(op, Conv2d):
+        weights = op.out_channels * (op.in_channels // op.groups) * op.kernel_size**2
+        return weights + (op.out_channels if op.bias else 0), 0, weights * shape[1] * shape[2]
+    if isinstance(op, BatchNorm):
+        return 2 * op.channels, 2 * op.channels, 0
+    if isinstance(op, Dense):
+        assert in_shape is not None
+        weights = in_shape[0] * op.out_features
+        return weights + (op.out_features if op.bias else 0), 0, weights
+    return 0, 0, 0
 
 
-def totals(graph: nx.DiGraph) -> dict[str, int]:
-    nodes = graph.nodes.values()
-    return {
-        "params": sum(n["params"] for n in nodes),
-        "non_trainable_params": sum(n["non_trainable"] for n in nodes),
-        "macs": sum(n["macs"] for n in nodes),
-    }
-
-
-def run_all(graph: nx.DiGraph) -> nx.DiGraph:
-    return count(infer_shapes(graph))
+def analyse(graph: LayerGraph) -> Analysis:
+    """Every layer's facts; raise `GraphErrors` at the first layer that cannot work."""
+    facts: dict[str, LayerFacts] = {}
+    for layer in graph:
+        ins = [facts[u].shape for u in graph.inputs(layer.name)]
+        try:
+            shape, pads = SHAPE_RULES[layer.kind](layer.op, ins)
+        except _ShapeError as exc:
+            origin = _blame(layer.origin, exc.field)
+            raise GraphErrors([GraphError(layer.name, origin, f"layer {layer.name}: {exc}")]) from None
+        params, non_trainable, macs = _counts(layer, shape, ins[0] if ins else None)
+        facts[layer.name] = LayerFacts(shape, params, non_trainable, macs, pads)
+    return Analysis(MappingProxyType(facts))

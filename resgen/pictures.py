@@ -1,6 +1,6 @@
 """Pictures of a compiled network as Mermaid or Graphviz DOT text, and SVG/PNG through Graphviz.
 
-Two levels of detail, both read from the annotated layer graph:
+Two levels of detail, both read from the layer graph and its analysis:
 
 - ``blocks``: the input, the stem, one node per residual block (grouped by stage), the head and the
   output; each edge carries the shape of the tensor it moves, channels first (``512×28×28``).
@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from resgen.compiler import Compiled
-from resgen.lower import OPS, BlockInfo, layers
+from resgen.graph import OPS, BlockRecord, Conv2d, Layer, LayerGraph, Scope, Shape, format_shape
 
 TEXT_FORMATS = ("mermaid", "dot")
 IMAGE_FORMATS = ("svg", "png")
@@ -68,32 +66,41 @@ def _kxk(k: int) -> str:
     return f"{k}×{k}"
 
 
-def _conv_text(n: dict[str, Any]) -> str:
-    text = f"conv {_kxk(n['kernel_size'])}/{n['stride']} {n['in_channels']}→{n['out_channels']}"
-    text += f" groups={n['groups']}" if n["groups"] > 1 else ""
-    return text + (" +bias" if n["bias"] else "")
+def _conv_text(op: Conv2d, in_shape: Shape) -> str:
+    text = f"conv {_kxk(op.kernel_size)}/{op.stride} {op.in_channels}→{op.out_channels}"
+    text += f" groups={op.groups}" if op.groups > 1 else ""
+    return text + (" +bias" if op.bias else "")
 
 
-OP_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
-    "input": lambda n: "input",
+# Each op's label from the op and the shape of its (first) input; () for the input layer.
+OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
+    "input": lambda op, x: "input",
     "conv2d": _conv_text,
-    "batch_norm": lambda n: f"batch_norm {n['channels']}",
-    "relu": lambda n: "relu",
-    "max_pool": lambda n: f"max_pool {_kxk(n['kernel_size'])}/{n['stride']}",
-    "avg_pool": lambda n: f"avg_pool {_kxk(n['kernel_size'])}/{n['stride']}",
-    "global_avg_pool": lambda n: "global_avg_pool",
-    "flatten": lambda n: "flatten",
-    "dropout": lambda n: f"dropout {n['rate']}",
-    "dense": lambda n: f"dense {n['in_features']}→{n['out_features']}",
-    "softmax": lambda n: "softmax",
-    "add": lambda n: "add",
-    "zero_pad_shortcut": lambda n: f"zero_pad /{n['stride']} +{n['pad_before'] + n['pad_after']} channels",
+    "batch_norm": lambda op, x: f"batch_norm {op.channels}",
+    "relu": lambda op, x: "relu",
+    "max_pool": lambda op, x: f"max_pool {_kxk(op.kernel_size)}/{op.stride}",
+    "avg_pool": lambda op, x: f"avg_pool {_kxk(op.kernel_size)}/{op.stride}",
+    "global_avg_pool": lambda op, x: "global_avg_pool",
+    "flatten": lambda op, x: "flatten",
+    "dropout": lambda op, x: f"dropout {op.rate}",
+    "dense": lambda op, x: f"dense {x[0]}→{op.out_features}",
+    "softmax": lambda op, x: "softmax",
+    "add": lambda op, x: "add",
+    "zero_pad_shortcut": lambda op, x: f"zero_pad /{op.stride} +{op.pad_before + op.pad_after} channels",
 }
 assert set(OP_TEXT) == set(OPS), "every op needs a picture label"
 
 
-def shape_text(shape: Sequence[int]) -> str:
-    return "×".join(str(d) for d in shape)
+def op_text(compiled: Compiled, layer: Layer) -> str:
+    """A layer's op and key settings, e.g. "conv 3×3/2 16→32"."""
+    inputs = compiled.graph.inputs(layer.name)
+    in_shape = compiled.analysis.shape(inputs[0]) if inputs else ()
+    return OP_TEXT[layer.kind](layer.op, in_shape)
+
+
+def _shape_of(compiled: Compiled, name: str) -> str:
+    """The shape of a layer's output as edges show it: ``512×28×28``."""
+    return format_shape(compiled.analysis.shape(name), "×")
 
 
 # --- building pictures --------------------------------------------------------------------------
@@ -135,60 +142,61 @@ _RESERVED = frozenset(
 )
 
 
-def _unit(node: dict[str, Any]) -> str:
+def _unit(layer: Layer) -> str:
     """The block-level node a layer belongs to: input, stem, stageS.blockB or head."""
-    if node["scope"] == "stage":
-        return f"stage{node['stage']}.block{node['block']}"
-    return str(node["scope"])
+    if layer.scope is Scope.STAGE:
+        return f"stage{layer.stage}.block{layer.block}"
+    return str(layer.scope)
 
 
-def _block_label(compiled: Compiled, info: BlockInfo) -> str:
+def _block_label(compiled: Compiled, record: BlockRecord) -> str:
     """E.g. "layer2.0 bottleneck 256→512 /2 projection" (torchvision's module path first)."""
-    block = compiled.spec.block
+    design = compiled.graph.network.block
     parts = [
-        f"layer{info.stage}.{info.block - 1}",
-        ("preact " if block.preactivation else "") + block.kind,
-        f"{info.in_channels}→{info.out_channels}",
+        f"layer{record.stage}.{record.block - 1}",
+        ("preact " if design.preactivation else "") + str(design.kind),
+        f"{record.in_channels}→{record.out_channels}",
     ]
-    parts += [f"/{info.stride}"] if info.stride > 1 else []
-    parts.append(info.shortcut)
-    groups = getattr(block, "groups", 1)
-    parts += [f"groups={groups}"] if groups > 1 else []
+    parts += [f"/{record.stride}"] if record.stride > 1 else []
+    parts.append(str(record.shortcut))
+    parts += [f"groups={design.groups}"] if design.groups > 1 else []
     return " ".join(parts)
 
 
 def block_picture(compiled: Compiled) -> Picture:
     """Input, stem, one node per block, head, output; edges carry the shapes between them."""
     graph = compiled.graph
-    infos = {b.prefix: b for b in graph.graph["blocks"]}
-    units: dict[str, list[str]] = {}
-    for name in layers(graph):
-        units.setdefault(_unit(graph.nodes[name]), []).append(name)
+    records = {b.prefix: b for b in graph.blocks}
+    units: dict[str, list[Layer]] = {}
+    for layer in graph:
+        units.setdefault(_unit(layer), []).append(layer)
     nodes = []
     for unit, members in units.items():
-        if unit in infos:
-            info = infos[unit]
-            nodes.append(Node(sanitize_id(unit), (_block_label(compiled, info),), (f"stage{info.stage}",)))
+        if unit in records:
+            record = records[unit]
+            nodes.append(
+                Node(sanitize_id(unit), (_block_label(compiled, record),), (f"stage{record.stage}",))
+            )
         elif unit == "input":
             nodes.append(Node("input", ("input",)))
         else:
-            ops = ", ".join(OP_TEXT[graph.nodes[m]["op"]](graph.nodes[m]) for m in members)
+            ops = ", ".join(op_text(compiled, m) for m in members)
             nodes.append(Node(sanitize_id(unit), (unit, ops)))
     nodes.append(Node("output", ("output",)))
     edges: list[Edge] = []
-    for source, target in graph.edges:
-        a, b = _unit(graph.nodes[source]), _unit(graph.nodes[target])
-        edge = Edge(sanitize_id(a), sanitize_id(b), shape_text(graph.nodes[source]["shape"]))
+    for source, target in _edges_in_order(graph):
+        a, b = _unit(graph[source]), _unit(graph[target])
+        edge = Edge(sanitize_id(a), sanitize_id(b), _shape_of(compiled, source))
         if a != b and edge not in edges:
             edges.append(edge)
-    edges.append(_output_edge(graph, sanitize_id(_unit(graph.nodes[layers(graph)[-1]]))))
-    stages = {f"stage{b.stage}": f"stage {b.stage}" for b in infos.values()}
+    edges.append(_output_edge(compiled, sanitize_id(_unit(graph.output))))
+    stages = {f"stage{b.stage}": f"stage {b.stage}" for b in records.values()}
     return Picture(compiled.name, tuple(nodes), tuple(_in_order(edges, nodes)), stages)
 
 
-def _output_edge(graph: nx.DiGraph, source: str) -> Edge:
+def _output_edge(compiled: Compiled, source: str) -> Edge:
     """The edge into the picture's output node, labelled with the network's output shape."""
-    return Edge(source, "output", shape_text(graph.nodes[layers(graph)[-1]]["shape"]))
+    return Edge(source, "output", _shape_of(compiled, compiled.graph.output.name))
 
 
 def layer_picture(compiled: Compiled) -> Picture:
@@ -196,35 +204,28 @@ def layer_picture(compiled: Compiled) -> Picture:
     graph = compiled.graph
     nodes = []
     titles: dict[str, str] = {}
-    for name in layers(graph):
-        node = graph.nodes[name]
+    for layer in graph:
+        name = layer.name
         clusters: tuple[str, ...] = ()
-        if node["scope"] in ("stem", "head"):
-            clusters = (f"cluster_{node['scope']}",)
-            titles[clusters[0]] = str(node["scope"])
-        elif node["scope"] == "stage":
-            unit = _unit(node)
-            stage, block = f"cluster_stage{node['stage']}", f"cluster_{sanitize_id(unit)}"
-            titles[stage], titles[block] = f"stage {node['stage']}", unit
+        if layer.scope in (Scope.STEM, Scope.HEAD):
+            clusters = (f"cluster_{layer.scope}",)
+            titles[clusters[0]] = str(layer.scope)
+        elif layer.scope is Scope.STAGE:
+            unit = _unit(layer)
+            stage, block = f"cluster_stage{layer.stage}", f"cluster_{sanitize_id(unit)}"
+            titles[stage], titles[block] = f"stage {layer.stage}", unit
             clusters = (stage, block)
-        text = OP_TEXT[node["op"]](node)
+        text = op_text(compiled, layer)
         nodes.append(Node(sanitize_id(name), (name,) if text == name else (name, text), clusters))
     nodes.append(Node("output", ("output",)))
-    edges = [
-        Edge(sanitize_id(u), sanitize_id(v), shape_text(graph.nodes[u]["shape"]))
-        for u, v in _edges_in_order(graph)
-    ]
-    edges.append(_output_edge(graph, sanitize_id(layers(graph)[-1])))
+    edges = [Edge(sanitize_id(u), sanitize_id(v), _shape_of(compiled, u)) for u, v in _edges_in_order(graph)]
+    edges.append(_output_edge(compiled, sanitize_id(graph.output.name)))
     return Picture(compiled.name, tuple(nodes), tuple(edges), titles)
 
 
-def _edges_in_order(graph: nx.DiGraph) -> list[tuple[str, str]]:
+def _edges_in_order(graph: LayerGraph) -> list[tuple[str, str]]:
     """Edges by consumer in build order, then argument index: the same on every run."""
-    return [
-        (u, v)
-        for v in layers(graph)
-        for u, _, _ in sorted(graph.in_edges(v, data="index"), key=lambda e: e[2])
-    ]
+    return [(u, layer.name) for layer in graph for u in graph.inputs(layer.name)]
 
 
 def _in_order(edges: list[Edge], nodes: Sequence[Node]) -> list[Edge]:

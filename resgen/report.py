@@ -5,36 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 from resgen.compiler import Compiled
-from resgen.lower import layers
-from resgen.naming import keras_name, torch_path
-from resgen.passes import totals
+from resgen.graph import format_shape
+from resgen.naming import keras_name, torch_module
 
 
 def summary(compiled: Compiled) -> dict[str, Any]:
-    """Everything `resgen summary --format json` prints. Shapes are channels first: [C, H, W]."""
+    """Everything `resgen summary --format json` prints. Shapes are channels first: [C, H, W].
+
+    Each layer lists the torch module path and the Keras layer name that compute it in the
+    generated code; ``null`` where the torch target uses a function (the addition, flatten,
+    softmax). A softmax fused into the classifier lists the classifier's Keras layer.
+    """
     graph = compiled.graph
-    preact = compiled.spec.block.preactivation
+    analysis = compiled.analysis
     rows = []
-    for name in layers(graph):
-        node = graph.nodes[name]
+    for layer in graph:
+        facts = analysis[layer.name]
         rows.append(
             {
-                "name": name,
-                "op": node["op"],
-                "torch": torch_path(node),
-                "keras": keras_name(node, preactivation=preact),
-                "output_shape": list(node["shape"]),
-                "params": node["params"],
-                "non_trainable_params": node["non_trainable"],
-                "macs": node["macs"],
+                "name": layer.name,
+                "op": layer.kind,
+                "torch": torch_module(layer),
+                "keras": keras_name(graph, layer.name),
+                "output_shape": list(facts.shape),
+                "params": facts.params,
+                "non_trainable_params": facts.non_trainable,
+                "macs": facts.macs,
             }
         )
     return {
         "name": compiled.name,
-        "spec_hash": compiled.spec.content_hash(),
+        "spec_hash": graph.network.spec_hash,
         "input_shape": rows[0]["output_shape"],
         "output_shape": rows[-1]["output_shape"],
-        **totals(graph),
+        **analysis.totals(),
         "layers": rows,
     }
 
@@ -53,7 +57,7 @@ def print_summary_table(data: dict[str, Any]) -> None:
         table.add_row(
             row["name"],
             row["op"],
-            " x ".join(str(d) for d in row["output_shape"]),
+            format_shape(row["output_shape"], " x "),
             f"{row['params']:,}" if row["params"] else "",
             f"{row['macs']:,}" if row["macs"] else "",
         )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from resgen.compiler import Compiled
-from resgen.lower import inputs_of, layers
+from resgen.graph import BatchNorm, Conv2d, Dense
 from resgen.naming import keras_name, torch_path
 
 _SLOTS = {
@@ -55,27 +55,24 @@ class WeightSlot:
 
 def weight_slots(compiled: Compiled) -> list[WeightSlot]:
     """Every learnable or running-statistic tensor of the network, in layer order."""
-    graph = compiled.graph
-    preact = compiled.spec.block.preactivation
+    graph, analysis = compiled.graph, compiled.analysis
     slots: list[WeightSlot] = []
-    for name in layers(graph):
-        node = graph.nodes[name]
-        op = node["op"]
-        if op not in _SLOTS:
+    for layer in graph:
+        if layer.kind not in _SLOTS:
             continue
-        shapes = _shapes(node)
-        flatten = _flattened_map(graph, name) if op == "dense" else None
+        shapes = _shapes(layer.op, analysis.shape(graph.inputs(layer.name)[0]))
+        flatten = _flattened_map(compiled, layer.name) if layer.kind == "dense" else None
         index = 0
-        for torch_suffix, role in _SLOTS[op]:
-            if role == "bias" and not node["bias"]:
+        for torch_suffix, role in _SLOTS[layer.kind]:
+            if role == "bias" and not getattr(layer.op, "bias", False):
                 continue
             torch_shape, keras_shape = shapes[role]
             slots.append(
                 WeightSlot(
-                    node=name,
-                    op=op,
-                    torch_key=f"{torch_path(node)}.{torch_suffix}",
-                    keras_layer=keras_name(node, preactivation=preact),
+                    node=layer.name,
+                    op=layer.kind,
+                    torch_key=f"{torch_path(layer)}.{torch_suffix}",
+                    keras_layer=keras_name(graph, layer.name),
                     keras_index=index,
                     role=role,
                     torch_shape=torch_shape,
@@ -89,34 +86,30 @@ def weight_slots(compiled: Compiled) -> list[WeightSlot]:
 
 def torch_buffers_without_keras(compiled: Compiled) -> list[str]:
     """State-dict keys with no Keras counterpart (BatchNorm's num_batches_tracked)."""
-    graph = compiled.graph
-    return [
-        f"{torch_path(graph.nodes[n])}.num_batches_tracked"
-        for n in layers(graph)
-        if graph.nodes[n]["op"] == "batch_norm"
-    ]
+    return [f"{torch_path(layer)}.num_batches_tracked" for layer in compiled.graph.of_kind("batch_norm")]
 
 
-def _shapes(node: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    op = node["op"]
-    if op == "conv2d":
-        o, i, k = node["out_channels"], node["in_channels"] // node["groups"], node["kernel_size"]
+def _shapes(op: Any, in_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    if isinstance(op, Conv2d):
+        o, i, k = op.out_channels, op.in_channels // op.groups, op.kernel_size
         return {"kernel": ((o, i, k, k), (k, k, i, o)), "bias": ((o,), (o,))}
-    if op == "dense":
-        i, o = node["in_features"], node["out_features"]
+    if isinstance(op, Dense):
+        i, o = in_shape[0], op.out_features
         return {"kernel": ((o, i), (i, o)), "bias": ((o,), (o,))}
-    c = (node["channels"],)
+    assert isinstance(op, BatchNorm)
+    c = (op.channels,)
     return {role: (c, c) for role in ("gamma", "beta", "moving_mean", "moving_variance")}
 
 
-def _flattened_map(graph: Any, dense: str) -> tuple[int, int, int] | None:
+def _flattened_map(compiled: Compiled, dense: str) -> tuple[int, int, int] | None:
     """The C x H x W map a dense layer reads through a flatten, if it is larger than 1x1."""
-    source = inputs_of(graph, dense)[0]
-    while graph.nodes[source]["op"] == "dropout":
-        source = inputs_of(graph, source)[0]
-    if graph.nodes[source]["op"] != "flatten":
+    graph = compiled.graph
+    source = graph.inputs(dense)[0]
+    while graph[source].kind == "dropout":
+        source = graph.inputs(source)[0]
+    if graph[source].kind != "flatten":
         return None
-    c, h, w = graph.nodes[inputs_of(graph, source)[0]]["shape"]
+    c, h, w = compiled.analysis.shape(graph.inputs(source)[0])
     return (c, h, w) if h * w > 1 else None
 
 

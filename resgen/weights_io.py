@@ -155,9 +155,11 @@ def _text(value: Any) -> str:
 
 def keras_model(compiled: Compiled) -> Any:
     from resgen.generate import render
-    from resgen.parity import import_source
+    from resgen.importing import import_generated
 
-    module = import_source(render(compiled, "keras"), f"resgen_keras_io_{compiled.spec.content_hash()}")
+    module = import_generated(
+        render(compiled, "keras"), f"resgen_keras_io_{compiled.graph.network.spec_hash}"
+    )
     return module.build_model()
 
 

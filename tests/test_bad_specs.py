@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from resgen.cli import main
+from tests.helpers import assert_clean_failure, cli
 
 CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
@@ -244,9 +243,5 @@ def test_corpus_is_complete() -> None:
 @pytest.mark.parametrize(("file", "where", "message"), EXPECTED, ids=[row[0] for row in EXPECTED])
 def test_bad_spec_message(file: str, where: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(CORPUS)
-    result = CliRunner().invoke(main, ["validate", file])
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.splitlines()[0] == f"{file}{where}: error: {message}"
-    assert "Traceback" not in result.stderr
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    lines = assert_clean_failure(cli("validate", file))
+    assert lines[0] == f"{file}{where}: error: {message}"

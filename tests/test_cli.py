@@ -9,16 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from resgen.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import ROOT
+from tests.helpers import run_cli as run
 
 
 def test_validate_presets_and_files() -> None:

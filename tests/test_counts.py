@@ -11,7 +11,6 @@ import pytest
 
 from resgen import load
 from resgen.compiler import compile_spec
-from resgen.passes import totals
 
 PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     # Source: torchvision 0.29.1 models.NAME(): parameters(), BN buffers, Weights.meta['_ops'] (GMACs)
@@ -59,7 +58,7 @@ def test_every_preset_has_published_figures() -> None:
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_counts_match_published(name: str) -> None:
     params, non_trainable, gmacs = PUBLISHED[name]
-    counted = totals(compile_spec(name).graph)
+    counted = compile_spec(name).analysis.totals()
     assert counted["params"] == params
     assert counted["non_trainable_params"] == non_trainable
     if gmacs is not None:

@@ -13,31 +13,34 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
 
 from resgen import load
-from resgen.backends import keras3
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
-from resgen.lower import OPS, layers
-from resgen.naming import keras_pad_name
-from resgen.passes import totals
+from resgen.graph import AvgPool, BatchNorm, Conv2d, Dense, Dropout, MaxPool, PadMode, ZeroPadShortcut
+from resgen.naming import keras_name, keras_names, keras_pad_name
+from tests import helpers
+from tests.helpers import (
+    assert_ruff_clean,
+    channels_last,
+    generated_text,
+    preset_params,
+    randomize_keras_batch_norm,
+    render_in_subprocess,
+)
 
 keras = pytest.importorskip("keras")
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "keras"
 PRESETS = load.preset_names()
 KERAS_APPLICATIONS = {
     "keras_resnet50": "ResNet50",
@@ -62,13 +65,8 @@ def _fresh_keras_session() -> Any:
     keras.backend.clear_session()
 
 
-@cache
-def golden_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"resgen_golden_keras_{name}", GOLDEN / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def generated_module(name: str) -> ModuleType:
+    return helpers.generated_module("keras", name)
 
 
 def compile_at(name: str, side: int | None) -> Compiled:
@@ -86,7 +84,7 @@ def build_side(name: str) -> int | None:
 
 
 def build(name: str, side: int | None) -> Any:
-    module = golden_module(name)
+    module = generated_module(name)
     if side is None:
         return module.build_model()
     return module.build_model(input_shape=(side, side, module.INPUT_SHAPE[2]))
@@ -96,20 +94,13 @@ def count(weights: list[Any]) -> int:
     return sum(int(np.prod(w.shape)) for w in weights)
 
 
-def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
-
-
 # --- the backend ---------------------------------------------------------------------------------
-
-
-def test_handlers_cover_every_op() -> None:
-    assert set(keras3.HANDLERS) == set(OPS)
 
 
 def test_generated_source_imports_only_keras_and_stdlib() -> None:
     for name in PRESETS:
-        tree = ast.parse((GOLDEN / f"{name}.py").read_text(encoding="utf-8"))
+        text = generated_text("keras", name)
+        tree = ast.parse(text)
         imported = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -118,11 +109,11 @@ def test_generated_source_imports_only_keras_and_stdlib() -> None:
                 imported.add((node.module or "").split(".")[0])
         assert "tensorflow" not in imported, name
         assert imported <= {"keras", "sys"}, (name, imported)
-        assert "tensorflow" not in (GOLDEN / f"{name}.py").read_text(encoding="utf-8"), name
+        assert "tensorflow" not in text, name
 
 
 def test_file_grows_with_stages_not_depth() -> None:
-    lines = {name: len((GOLDEN / f"{name}.py").read_text(encoding="utf-8").splitlines()) for name in PRESETS}
+    lines = {name: len(generated_text("keras", name).splitlines()) for name in PRESETS}
     assert lines["cifar_resnet1202"] < 300
     assert abs(lines["cifar_resnet1202"] - lines["cifar_resnet20"]) < 10
     assert max(lines.values()) < 300, max(lines.items(), key=lambda kv: kv[1])
@@ -131,18 +122,9 @@ def test_file_grows_with_stages_not_depth() -> None:
 @pytest.mark.parametrize("seed_pair", [("0", "1")])
 @pytest.mark.parametrize("name", ["cifar_resnet20", "keras_resnet50v2", "rosebrock_cifar10"])
 def test_render_is_byte_identical_under_hash_seeds(name: str, seed_pair: tuple[str, str]) -> None:
-    outputs = []
-    for seed in seed_pair:
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run(
-            [sys.executable, "-m", "resgen", "render", name, "--target", "keras", "-o", "-"],
-            capture_output=True,
-            env=env,
-            check=True,
-        )
-        outputs.append(result.stdout)
+    outputs = [render_in_subprocess(name, "keras", seed) for seed in seed_pair]
     assert outputs[0] == outputs[1]
-    assert outputs[0] == (GOLDEN / f"{name}.py").read_bytes()
+    assert outputs[0] == generated_text("keras", name).encode("utf-8")
 
 
 def test_odd_spec_text_renders_clean_code(tmp_path: Path) -> None:
@@ -157,17 +139,7 @@ def test_odd_spec_text_renders_clean_code(tmp_path: Path) -> None:
     text = render(compiled, "keras")
     path = tmp_path / "odd.py"
     path.write_text(text, encoding="utf-8")
-    ruff = [sys.executable, "-m", "ruff"]
-    lint = subprocess.run(
-        [*ruff, "check", "--isolated", "--select", "E,F,W,I,B,UP,SIM", "--line-length", "88", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert lint.returncode == 0, lint.stdout
-    fmt = subprocess.run(
-        [*ruff, "format", "--isolated", "--check", "--diff", str(path)], capture_output=True, text=True
-    )
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    assert_ruff_clean(path)
     namespace: dict[str, Any] = {}
     exec(compile(text, str(path), "exec"), namespace)
     assert namespace["DESCRIPTION"] == data["description"]
@@ -179,48 +151,48 @@ def test_odd_spec_text_renders_clean_code(tmp_path: Path) -> None:
 
 
 def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
-    """Every layer carries what its graph node states (structural: epsilon 1e-5 vs 1.001e-5 is
+    """Every layer carries what its graph layer states (structural: epsilon 1e-5 vs 1.001e-5 is
     invisible in outputs, so it is checked by value)."""
     graph = compiled.graph
-    for node in layers(graph):
-        data = graph.nodes[node]
-        layer = by_name[keras3.keras_layer_name(graph, node)]
-        op = data["op"]
-        if op == "conv2d":
-            k, s = data["kernel_size"], data["stride"]
+    net = graph.network
+    for x in graph:
+        node, op = x.name, x.op
+        layer = by_name[keras_name(graph, node)]
+        if isinstance(op, Conv2d):
+            k, s = op.kernel_size, op.stride
             assert layer.kernel_size == (k, k) and layer.strides == (s, s), node
-            assert layer.groups == data["groups"] and layer.use_bias == data["bias"], node
+            assert layer.groups == op.groups and layer.use_bias == op.bias, node
             assert layer.data_format == "channels_last", node
-            _check_l2(layer, data["l2"], node)
-            pads = data["padding"]
-            if data["padding_mode"] == "tf_same" and k > 1:
+            _check_l2(layer, net.l2, node)
+            pads = compiled.analysis[node].padding
+            if op.padding is PadMode.TF_SAME and k > 1:
                 assert layer.padding == "same", node
             elif layer.padding == "same":
                 assert s == 1 and pads == ((k // 2, k // 2), (k // 2, k // 2)), node
             elif k > 1:
                 pad = by_name[keras_pad_name(layer.name)]
                 assert tuple(map(tuple, pad.padding)) == pads, node
-        elif op == "batch_norm":
-            assert layer.epsilon == data["epsilon"] and layer.momentum == data["momentum"], node
+        elif isinstance(op, BatchNorm):
+            assert layer.epsilon == net.norm.epsilon and layer.momentum == net.norm.momentum, node
             assert layer.axis in (-1, 3), node
-        elif op == "max_pool":
-            k, s, p = data["kernel_size"], data["stride"], data["padding"]
+        elif isinstance(op, MaxPool):
+            k, s, p = op.kernel_size, op.stride, op.padding
             assert layer.pool_size == (k, k) and layer.strides == (s, s) and layer.padding == "valid", node
             if p:
                 assert tuple(map(tuple, by_name[keras_pad_name(layer.name)].padding)) == ((p, p), (p, p))
-        elif op == "avg_pool":
-            k, s = data["kernel_size"], data["stride"]
+        elif isinstance(op, AvgPool):
+            k, s = op.kernel_size, op.stride
             assert layer.pool_size == (k, k) and layer.strides == (s, s) and layer.padding == "valid", node
-        elif op == "dense":
-            assert layer.units == data["out_features"] and layer.use_bias == data["bias"], node
-            _check_l2(layer, data["l2"], node)
-            fused = [graph.nodes[c]["op"] for c in graph.successors(node)] == ["softmax"]
+        elif isinstance(op, Dense):
+            assert layer.units == op.out_features and layer.use_bias == op.bias, node
+            _check_l2(layer, net.l2, node)
+            fused = [graph[c].kind for c in graph.consumers(node)] == ["softmax"]
             assert layer.get_config()["activation"] == ("softmax" if fused else "linear"), node
-        elif op == "dropout":
-            assert layer.rate == data["rate"], node
-        elif op == "zero_pad_shortcut":
+        elif isinstance(op, Dropout):
+            assert layer.rate == op.rate, node
+        elif isinstance(op, ZeroPadShortcut):
             config = layer.get_config()
-            expected = (data["stride"], data["pad_before"], data["pad_after"])
+            expected = (op.stride, op.pad_before, op.pad_after)
             assert (config["stride"], config["pad_before"], config["pad_after"]) == expected, node
 
 
@@ -232,7 +204,7 @@ def _check_l2(layer: Any, l2: float, node: str) -> None:
         assert layer.kernel_regularizer is None, node
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", preset_params(PRESETS))
 def test_golden_builds_with_predicted_shapes_counts_and_settings(name: str) -> None:
     side = build_side(name)
     compiled = compile_at(name, side)
@@ -240,40 +212,26 @@ def test_golden_builds_with_predicted_shapes_counts_and_settings(name: str) -> N
     model = build(name, side)
     by_name = {layer.name: layer for layer in model.layers}
     mismatched = []
-    for node in layers(graph):
-        layer = by_name[keras3.keras_layer_name(graph, node)]
+    for x in graph:
+        layer = by_name[keras_name(graph, x.name)]
         runtime = tuple(layer.output.shape[1:])
-        if runtime != channels_last(graph.nodes[node]["shape"]):
-            mismatched.append(f"{node}: graph {graph.nodes[node]['shape']} (C,H,W), keras {runtime}")
+        shape = compiled.analysis.shape(x.name)
+        if runtime != channels_last(shape):
+            mismatched.append(f"{x.name}: graph {shape} (C,H,W), keras {runtime}")
     assert not mismatched, "\n".join(mismatched)
 
-    expected = totals(graph)
+    expected = compiled.analysis.totals()
     assert count(model.trainable_weights) == expected["params"]
     assert count(model.non_trainable_weights) == expected["non_trainable_params"]
     if side is not None and compiled.spec.head.kind == "global_pool":
-        assert totals(compile_spec(name).graph)["params"] == expected["params"]
+        assert compile_spec(name).analysis.totals()["params"] == expected["params"]
     _check_settings(compiled, by_name)
     # every weight-carrying layer is a graph node: names are the graph's, nothing extra
     weighted = {layer.name for layer in model.layers if layer.weights}
-    assert weighted <= set(keras3.keras_layer_names(graph).values())
+    assert weighted <= set(keras_names(graph).values())
 
 
 # --- keras.applications ------------------------------------------------------------------------
-
-
-def randomize_batch_norm(model: Any, rng: np.random.Generator) -> None:
-    """Non-trivial BatchNorm statistics, so that epsilon, axis and moving stats matter."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
-                    rng.normal(0.0, 0.2, beta.shape).astype("float32"),
-                    rng.normal(0.0, 0.2, mean.shape).astype("float32"),
-                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
-                ]
-            )
 
 
 def outputs_of(model: Any, names: list[str], x: np.ndarray) -> list[np.ndarray]:
@@ -281,15 +239,13 @@ def outputs_of(model: Any, names: list[str], x: np.ndarray) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(y) for y in probe(x, training=False)]
 
 
-
-
-@pytest.mark.parametrize("name", sorted(KERAS_APPLICATIONS))
+@pytest.mark.parametrize("name", preset_params(sorted(KERAS_APPLICATIONS)))
 def test_keras_applications_weights_load_by_name_and_outputs_match(name: str) -> None:
     rng = np.random.default_rng(0)
     shape = (64, 64, 3)
     reference = getattr(keras.applications, KERAS_APPLICATIONS[name])(weights=None, input_shape=shape)
-    randomize_batch_norm(reference, rng)
-    model = golden_module(name).build_model(input_shape=shape)
+    randomize_keras_batch_norm(reference, rng)
+    model = generated_module(name).build_model(input_shape=shape)
 
     ref_weighted = {layer.name: layer for layer in reference.layers if layer.weights}
     gen_weighted = {layer.name: layer for layer in model.layers if layer.weights}
@@ -315,8 +271,14 @@ def test_keras_applications_weights_load_by_name_and_outputs_match(name: str) ->
 
 
 def _seed_residual_module(
-    data: Any, k: int, stride: tuple[int, int], *, red: bool = False, reg: float = 1e-4,
-    eps: float = 2e-5, mom: float = 0.9,
+    data: Any,
+    k: int,
+    stride: tuple[int, int],
+    *,
+    red: bool = False,
+    reg: float = 1e-4,
+    eps: float = 2e-5,
+    mom: float = 0.9,
 ) -> Any:
     """Pre-activation bottleneck: BN-ReLU, 1x1 K/4, BN-ReLU, 3x3 K/4 (stride), BN-ReLU, 1x1 K;
     with `red`, the shortcut is a strided 1x1 convolution of the first activation."""
@@ -340,8 +302,17 @@ def _seed_residual_module(
 
 
 def seed_build(
-    width: int, height: int, depth: int, classes: int, stages: tuple[int, ...], filters: tuple[int, ...],
-    *, reg: float = 1e-4, eps: float = 2e-5, mom: float = 0.9, dataset: str = "cifar",
+    width: int,
+    height: int,
+    depth: int,
+    classes: int,
+    stages: tuple[int, ...],
+    filters: tuple[int, ...],
+    *,
+    reg: float = 1e-4,
+    eps: float = 2e-5,
+    mom: float = 0.9,
+    dataset: str = "cifar",
 ) -> Any:
     """The seed's ResNet.build, in Keras 3."""
     from keras import layers as kl
@@ -376,14 +347,28 @@ def seed_build(
 SEED_CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
     # name: (build arguments, trainable, non-trainable weights) as the tutorial has them
     "rosebrock_cifar10": (
-        {"width": 32, "height": 32, "depth": 3, "classes": 10, "stages": (9, 9, 9),
-         "filters": (64, 64, 128, 256), "dataset": "cifar"},
+        {
+            "width": 32,
+            "height": 32,
+            "depth": 3,
+            "classes": 10,
+            "stages": (9, 9, 9),
+            "filters": (64, 64, 128, 256),
+            "dataset": "cifar",
+        },
         873_872,
         12_230,
     ),
     "rosebrock_tiny_imagenet": (
-        {"width": 64, "height": 64, "depth": 3, "classes": 200, "stages": (3, 4, 6),
-         "filters": (64, 128, 256, 512), "dataset": "tiny_imagenet"},
+        {
+            "width": 64,
+            "height": 64,
+            "depth": 3,
+            "classes": 200,
+            "stages": (3, 4, 6),
+            "filters": (64, 128, 256, 512),
+            "dataset": "tiny_imagenet",
+        },
         2_252_046,
         13_702,
     ),
@@ -394,7 +379,7 @@ SEED_CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
 def test_rosebrock_presets_are_the_seed_layer_for_layer(name: str) -> None:
     kwargs, trainable, non_trainable = SEED_CONFIGS[name]
     reference = seed_build(**kwargs)
-    model = golden_module(name).build_model()
+    model = generated_module(name).build_model()
     assert count(reference.trainable_weights) == trainable == count(model.trainable_weights)
     assert count(reference.non_trainable_weights) == non_trainable == count(model.non_trainable_weights)
 
@@ -408,7 +393,7 @@ def test_rosebrock_presets_are_the_seed_layer_for_layer(name: str) -> None:
 
     assert kinds(reference) == kinds(model)
     rng = np.random.default_rng(1)
-    randomize_batch_norm(reference, rng)
+    randomize_keras_batch_norm(reference, rng)
     ref_layers = [layer for layer in reference.layers if layer.weights]
     gen_layers = [layer for layer in model.layers if layer.weights]
     for ref, gen in zip(ref_layers, gen_layers, strict=True):
@@ -439,7 +424,7 @@ def test_rosebrock_presets_are_the_seed_layer_for_layer(name: str) -> None:
 
 
 def test_option_a_model_survives_save_and_load(tmp_path: Path) -> None:
-    model = golden_module("cifar_resnet20").build_model()
+    model = generated_module("cifar_resnet20").build_model()
     assert any(type(layer).__name__ == "ZeroPadShortcut" for layer in model.layers)
     x = np.random.default_rng(2).normal(0.0, 1.0, (2, 32, 32, 3)).astype("float32")
     before = keras.ops.convert_to_numpy(model(x, training=False))
@@ -452,7 +437,7 @@ def test_option_a_model_survives_save_and_load(tmp_path: Path) -> None:
 
 
 def test_option_a_shortcut_subsamples_and_pads_channels() -> None:
-    layer = golden_module("cifar_resnet20").ZeroPadShortcut(stride=2, pad_before=3, pad_after=5)
+    layer = generated_module("cifar_resnet20").ZeroPadShortcut(stride=2, pad_before=3, pad_after=5)
     x = np.random.default_rng(3).normal(0.0, 1.0, (2, 7, 7, 4)).astype("float32")
     y = keras.ops.convert_to_numpy(layer(x))
     expected = np.pad(x[:, ::2, ::2, :], [(0, 0), (0, 0), (0, 0), (3, 5)])
@@ -461,8 +446,8 @@ def test_option_a_shortcut_subsamples_and_pads_channels() -> None:
 
 def test_one_training_step_gives_a_finite_loss() -> None:
     compiled = compile_spec("cifar_resnet20")
-    logits = not any(d["op"] == "softmax" for _, d in compiled.graph.nodes(data=True))
-    model = golden_module("cifar_resnet20").build_model()
+    logits = not compiled.graph.of_kind("softmax")
+    model = generated_module("cifar_resnet20").build_model()
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.01),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
@@ -476,20 +461,20 @@ def test_one_training_step_gives_a_finite_loss() -> None:
 
 def test_layer_names_are_unique_and_cover_the_graph() -> None:
     for name in ("keras_resnet50v2", "rosebrock_cifar10", "cifar_resnet20", "resnext50_32x4d"):
-        graph: nx.DiGraph = compile_spec(name).graph
-        names = keras3.keras_layer_names(graph)
-        fused = {n for n in names if graph.nodes[n]["op"] == "softmax"}
+        graph = compile_spec(name).graph
+        names = keras_names(graph)
+        fused = {n for n in names if graph[n].kind == "softmax"}
         distinct = [v for k, v in names.items() if k not in fused]
         assert len(distinct) == len(set(distinct)), name
 
 
 _OTHER_BACKEND_SCRIPT = """
-import importlib.util, sys
+import sys
 import numpy as np
 import keras
-spec = importlib.util.spec_from_file_location("generated", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+from resgen.importing import import_generated
+with open(sys.argv[1], encoding="utf-8") as file:
+    module = import_generated(file.read(), "generated")
 model = module.build_model()
 model.load_weights(sys.argv[2])
 x = np.load(sys.argv[3])
@@ -502,16 +487,25 @@ def test_generated_model_runs_on_the_torch_backend(tmp_path: Path) -> None:
     """Same file, same weights, Keras on torch: the same outputs (option A's custom layer included)."""
     pytest.importorskip("torch")
     name = "cifar_resnet20"
-    model = golden_module(name).build_model()
-    randomize_batch_norm(model, np.random.default_rng(5))
+    model = generated_module(name).build_model()
+    randomize_keras_batch_norm(model, np.random.default_rng(5))
+    source = tmp_path / f"{name}.py"
+    source.write_text(generated_text("keras", name), encoding="utf-8")
     weights = tmp_path / "model.weights.h5"
     model.save_weights(weights)
     x = np.random.default_rng(6).normal(0.0, 1.0, (2, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     result = subprocess.run(
-        [sys.executable, "-c", _OTHER_BACKEND_SCRIPT, str(GOLDEN / f"{name}.py"), str(weights),
-         str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        [
+            sys.executable,
+            "-c",
+            _OTHER_BACKEND_SCRIPT,
+            str(source),
+            str(weights),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "KERAS_BACKEND": "torch"},

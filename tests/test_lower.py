@@ -1,38 +1,55 @@
-"""Lowering: the structure each preset must have, and names that match both references."""
+"""Lowering: the structure each preset must have, typed, and names that match both references."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
-from resgen import lower
-from resgen.compiler import compile_spec
-from resgen.lower import inputs_of
-from resgen.naming import keras_name, torch_path
+import resgen
+from resgen.graph import (
+    BatchNorm,
+    BlockDim,
+    BlockRecord,
+    Conv2d,
+    PadMode,
+    ShortcutKind,
+    ShortcutRule,
+    ShortcutSource,
+)
+from resgen.naming import keras_name, torch_module, torch_path
 
 
-def blocks(name: str) -> list[lower.BlockInfo]:
-    return compile_spec(name).graph.graph["blocks"]
+def blocks(name: str) -> tuple[BlockRecord, ...]:
+    return resgen.compile(name).graph.blocks
+
+
+def conv(graph: resgen.Compiled | object, name: str) -> Conv2d:
+    op = graph[name].op  # type: ignore[index]
+    assert isinstance(op, Conv2d)
+    return op
 
 
 def test_torchvision_resnet50_structure() -> None:
-    graph = compile_spec("resnet50").graph
-    info = graph.graph["blocks"]
+    graph = resgen.compile("resnet50").graph
+    info = graph.blocks
     assert [b.stage for b in info] == [1] * 3 + [2] * 4 + [3] * 6 + [4] * 3
     assert [b.stride for b in info if b.stride != 1] == [2, 2, 2]
-    assert [b.shortcut for b in info].count("projection") == 4  # first block of every stage
+    assert [b.shortcut for b in info].count(ShortcutKind.PROJECTION) == 4  # first block of every stage
     # v1.5: the stride sits on the 3x3
-    assert graph.nodes["stage2.block1.conv2"]["stride"] == 2
-    assert graph.nodes["stage2.block1.conv1"]["stride"] == 1
-    assert all(not d["bias"] for _, d in graph.nodes(data=True) if d["op"] == "conv2d")
+    assert conv(graph, "stage2.block1.conv2").stride == 2
+    assert conv(graph, "stage2.block1.conv1").stride == 1
+    assert graph["stage2.block1.conv2"].carries_stride and not graph["stage2.block1.conv1"].carries_stride
+    assert all(not x.op.bias for x in graph.of_kind("conv2d"))  # type: ignore[union-attr]
 
 
 def test_keras_v1_stride_on_first_1x1_and_bias_everywhere() -> None:
-    graph = compile_spec("keras_resnet50").graph
-    assert graph.nodes["stage2.block1.conv1"]["stride"] == 2
-    assert graph.nodes["stage2.block1.conv2"]["stride"] == 1
-    assert all(d["bias"] for _, d in graph.nodes(data=True) if d["op"] == "conv2d")
+    graph = resgen.compile("keras_resnet50").graph
+    assert conv(graph, "stage2.block1.conv1").stride == 2
+    assert conv(graph, "stage2.block1.conv2").stride == 1
+    assert graph.network.block.stride_on == "conv1"
+    assert all(x.op.bias for x in graph.of_kind("conv2d"))  # type: ignore[union-attr]
 
 
 def test_keras_v2_stride_on_last_block_with_max_pool_shortcut() -> None:
@@ -41,68 +58,127 @@ def test_keras_v2_stride_on_last_block_with_max_pool_shortcut() -> None:
     assert [b.stride for b in by_stage[1]] == [1, 1, 2]
     assert [b.shortcut for b in by_stage[1]] == ["projection", "identity", "max_pool"]
     assert [b.stride for b in by_stage[4]] == [1, 1, 1]
-    graph = compile_spec("keras_resnet50v2").graph
+    graph = resgen.compile("keras_resnet50v2").graph
     # the projection reads the pre-activated input, the max-pool the raw block input
-    assert inputs_of(graph, "stage1.block1.shortcut_conv") == ["stage1.block1.preact_relu"]
-    assert inputs_of(graph, "stage1.block3.shortcut_pool") == ["stage1.block2.add"]
+    assert graph.inputs("stage1.block1.shortcut_conv") == ["stage1.block1.preact_relu"]
+    assert graph.inputs("stage1.block3.shortcut_pool") == ["stage1.block2.add"]
     # bias only where no BatchNorm follows: stem, conv3, projection
-    bias = {n: d["bias"] for n, d in graph.nodes(data=True) if d["op"] == "conv2d"}
+    bias = {x.name: x.op.bias for x in graph.of_kind("conv2d")}  # type: ignore[union-attr]
     assert bias["stem.conv"] and bias["stage1.block1.conv3"] and bias["stage1.block1.shortcut_conv"]
     assert not bias["stage1.block1.conv1"] and not bias["stage1.block1.conv2"]
 
 
 def test_cifar_option_a_pads_channels_evenly() -> None:
-    graph = compile_spec("cifar_resnet20").graph
-    pad = graph.nodes["stage2.block1.shortcut_pad"]
-    assert (pad["stride"], pad["pad_before"], pad["pad_after"]) == (2, 8, 8)
+    graph = resgen.compile("cifar_resnet20").graph
+    pad = graph["stage2.block1.shortcut_pad"].op
+    assert (pad.stride, pad.pad_before, pad.pad_after) == (2, 8, 8)  # type: ignore[union-attr]
     assert Counter(b.shortcut for b in blocks("cifar_resnet20")) == {"identity": 7, "zero_pad": 2}
 
 
-def test_seed_projects_on_every_first_block_from_the_preactivation() -> None:
-    graph = compile_spec("rosebrock_cifar10").graph
-    info = blocks("rosebrock_cifar10")
+def test_rosebrock_projects_on_every_first_block_from_the_preactivation() -> None:
+    compiled = resgen.compile("rosebrock_cifar10")
+    graph = compiled.graph
+    info = graph.blocks
     assert [b.shortcut for b in info if b.block == 1] == ["projection"] * 3
     assert info[0].in_channels == info[0].out_channels == 64  # projected although the shape is unchanged
-    assert inputs_of(graph, "stage1.block1.shortcut_conv") == ["stage1.block1.preact_relu"]
+    assert graph.inputs("stage1.block1.shortcut_conv") == ["stage1.block1.preact_relu"]
     assert "stage1.block1.shortcut_bn" not in graph
-    assert graph.nodes["stage2.block1.conv2"]["padding_mode"] == "tf_same"
-    assert graph.nodes["stage2.block1.conv2"]["padding"] == ((0, 1), (0, 1))
-    assert graph.nodes["stem.input_bn"]["epsilon"] == 2e-5
-    assert graph.nodes["head.fc"]["l2"] == 1e-4
+    assert conv(graph, "stage2.block1.conv2").padding is PadMode.TF_SAME
+    assert compiled.analysis["stage2.block1.conv2"].padding == ((0, 1), (0, 1))
+    # network-wide settings are stated once, on the network
+    assert graph.network.norm.epsilon == 2e-5 and graph.network.norm.momentum == 0.9
+    assert graph.network.l2 == 1e-4
+    assert graph.network.shortcut == ShortcutRule(
+        changing=ShortcutKind.PROJECTION,
+        stride_only=ShortcutKind.PROJECTION,
+        first_block_projects=True,
+        norm=False,
+        source=ShortcutSource.PREACTIVATED,
+    )
 
 
 def test_wide_and_resnext_inner_widths() -> None:
     assert blocks("wide_resnet50_2")[0].width == 128
     assert blocks("resnext50_32x4d")[0].width == 128
     assert blocks("resnext101_32x8d")[0].width == 256
-    graph = compile_spec("resnext101_64x4d").graph
-    assert graph.nodes["stage1.block1.conv2"]["groups"] == 64
+    graph = resgen.compile("resnext101_64x4d").graph
+    assert conv(graph, "stage1.block1.conv2").groups == 64
+
+
+def test_block_layers_state_their_block_dimensions() -> None:
+    graph = resgen.compile("resnet50").graph
+    dims = {x.role: x.dims for x in graph.block_layers()[(2, 1)] if x.dims}
+    IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
+    assert dims == {
+        "conv1": (IN, WIDTH),
+        "bn1": (WIDTH, WIDTH),
+        "conv2": (WIDTH, WIDTH),
+        "bn2": (WIDTH, WIDTH),
+        "conv3": (WIDTH, OUT),
+        "bn3": (OUT, OUT),
+        "shortcut_conv": (IN, OUT),
+        "shortcut_bn": (OUT, OUT),
+    }
+
+
+@pytest.mark.parametrize(
+    ("block", "cin", "cout", "stride", "expected"),
+    [
+        (1, 64, 64, 1, ShortcutKind.IDENTITY),
+        (1, 64, 128, 1, ShortcutKind.PROJECTION),
+        (2, 64, 64, 2, ShortcutKind.MAX_POOL),
+        (3, 64, 128, 2, ShortcutKind.PROJECTION),
+    ],
+)
+def test_the_shortcut_rule_chooses_by_shape_change(
+    block: int, cin: int, cout: int, stride: int, expected: ShortcutKind
+) -> None:
+    rule = ShortcutRule(ShortcutKind.PROJECTION, ShortcutKind.MAX_POOL, False, True, ShortcutSource.INPUT)
+    assert rule.choose(block=block, in_channels=cin, out_channels=cout, stride=stride) is expected
+    first = dataclasses.replace(rule, first_block_projects=True)
+    assert first.choose(block=1, in_channels=64, out_channels=64, stride=1) is ShortcutKind.PROJECTION
+
+
+def test_layers_are_frozen() -> None:
+    graph = resgen.compile("resnet18").graph
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph["stem.bn"].op.channels = 3  # type: ignore[misc, union-attr]
+    assert isinstance(graph["stem.bn"].op, BatchNorm)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "keras_resnet50v2", "rosebrock_tiny_imagenet"])
 def test_names_are_unique_per_target(name: str) -> None:
-    compiled = compile_spec(name)
+    compiled = resgen.compile(name)
     graph = compiled.graph
-    pre = compiled.spec.block.preactivation
-    weighted = [d for _, d in graph.nodes(data=True) if d["params"]]
-    assert len({torch_path(d) for d in weighted}) == len(weighted)
-    assert len({keras_name(d, preactivation=pre) for _, d in graph.nodes(data=True)}) == len(graph)
+    weighted = [x for x in graph if compiled.analysis[x.name].params]
+    assert len({torch_path(x) for x in weighted}) == len(weighted)
+    names = [keras_name(graph, x.name) for x in graph if x.kind != "softmax"]
+    assert len(set(names)) == len(names)
 
 
 def test_reference_names() -> None:
-    graph = compile_spec("resnet50").graph
-    assert torch_path(graph.nodes["stage2.block1.shortcut_bn"]) == "layer2.0.downsample.1"
-    assert torch_path(graph.nodes["stem.conv"]) == "conv1"
-    assert keras_name(graph.nodes["stage2.block1.shortcut_conv"]) == "conv3_block1_0_conv"
-    assert keras_name(graph.nodes["stage2.block1.bn2"]) == "conv3_block1_2_bn"
-    assert keras_name(graph.nodes["head.fc"]) == "predictions"
-    v2 = compile_spec("keras_resnet50v2").graph
-    assert keras_name(v2.nodes["stage1.block1.add"], preactivation=True) == "conv2_block1_out"
-    assert keras_name(v2.nodes["head.bn"]) == "post_bn"
+    graph = resgen.compile("resnet50").graph
+    assert torch_path(graph["stage2.block1.shortcut_bn"]) == "layer2.0.downsample.1"
+    assert torch_path(graph["stem.conv"]) == "conv1"
+    assert keras_name(graph, "stage2.block1.shortcut_conv") == "conv3_block1_0_conv"
+    assert keras_name(graph, "stage2.block1.bn2") == "conv3_block1_2_bn"
+    assert keras_name(graph, "head.fc") == "predictions"
+    v2 = resgen.compile("keras_resnet50v2").graph
+    assert keras_name(v2, "stage1.block1.add") == "conv2_block1_out"
+    assert keras_name(v2, "head.bn") == "post_bn"
+
+
+def test_functional_and_fused_layers_have_no_module_or_layer_of_their_own() -> None:
+    graph = resgen.compile("keras_resnet50").graph
+    assert torch_module(graph["stage1.block1.add"]) is None
+    assert torch_module(graph["head.softmax"]) is None
+    assert keras_name(graph, "head.softmax") == keras_name(graph, "head.fc") == "predictions"
+    with pytest.raises(ValueError, match="function"):
+        torch_path(graph["stage1.block1.add"])
 
 
 def test_lowering_is_deterministic() -> None:
-    a = compile_spec("resnet101").graph
-    b = compile_spec("resnet101").graph
-    assert list(a.nodes(data="op")) == list(b.nodes(data="op"))
-    assert list(a.edges) == list(b.edges)
+    a = resgen.compile("resnet101").graph
+    b = resgen.compile("resnet101").graph
+    assert list(a) == list(b)
+    assert list(a.nx.edges(data="index")) == list(b.nx.edges(data="index"))

@@ -6,7 +6,7 @@
   which), pre-activation BatchNorms left, and fewer parameters;
 - torch.export and ``torch.compile(fullgraph=True)`` trace the generated models, plain and fused,
   without a graph break (the Dynamo check uses the "eager" backend, so no C++ compile; the
-  inductor run is in the benchmarks, and here behind RESGEN_SLOW_TESTS=1);
+  inductor run is in the benchmarks, and here in the slow lane);
 - Keras: the generated model compiled with ``jit_compile=True`` (XLA) predicts what it predicts
   without;
 - the generated file grows with stages, not depth, in both targets.
@@ -14,18 +14,17 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from types import ModuleType
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.parity import import_source
+from resgen.importing import import_generated
+from tests.helpers import randomize_torch_batch_norm
 
 torch = pytest.importorskip("torch")
 
@@ -42,7 +41,7 @@ FUSED = [
 
 @cache
 def torch_module(name: str) -> ModuleType:
-    return import_source(render(compile_spec(name), "torch"), f"resgen_perf_torch_{name}")
+    return import_generated(render(compile_spec(name), "torch"), f"resgen_perf_torch_{name}")
 
 
 def side(name: str) -> int:
@@ -57,15 +56,7 @@ def randomized(name: str) -> Any:
     """A fresh model in eval mode with non-trivial BatchNorm statistics and affine parameters."""
     torch.manual_seed(0)
     model = torch_module(name).build_model()
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                c = mod.num_features
-                mod.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
-                mod.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                mod.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                mod.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+    randomize_torch_batch_norm(model)
     return model.eval()
 
 
@@ -88,13 +79,11 @@ def assert_close(actual: Any, expected: Any, rel: float) -> None:
 
 def folded_pairs(name: str) -> int:
     """BatchNorms that read a convolution feeding nothing else: what fuse_batchnorm must fold."""
-    graph: nx.DiGraph = compile_spec(name).graph
+    graph = compile_spec(name).graph
     count = 0
-    for node, data in graph.nodes(data=True):
-        if data["op"] != "batch_norm":
-            continue
-        (source,) = graph.predecessors(node)
-        count += graph.nodes[source]["op"] == "conv2d" and graph.out_degree(source) == 1
+    for bn in graph.of_kind("batch_norm"):
+        (source,) = graph.inputs(bn.name)
+        count += graph[source].kind == "conv2d" and len(graph.consumers(source)) == 1
     return count
 
 
@@ -206,10 +195,7 @@ def test_train_step_compiles_without_graph_breaks() -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("RESGEN_SLOW_TESTS"), reason="inductor compiles C++: set RESGEN_SLOW_TESTS=1"
-)
+@pytest.mark.slow  # inductor compiles C++
 def test_inductor_compile_matches_eager() -> None:
     model = torch_module("cifar_resnet20").fuse_batchnorm(randomized("cifar_resnet20"))
     torch._dynamo.reset()
@@ -227,7 +213,7 @@ def test_keras_jit_compile_matches(name: str) -> None:
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "tensorflow":
         pytest.skip("jit_compile is checked on the TensorFlow backend")
-    module = import_source(render(compile_spec(name), "keras"), f"resgen_perf_keras_{name}")
+    module = import_generated(render(compile_spec(name), "keras"), f"resgen_perf_keras_{name}")
     keras.utils.set_random_seed(0)
     model = module.build_model()
     x = np.random.default_rng(0).standard_normal((2, *module.INPUT_SHAPE)).astype("float32")

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from resgen import load
 from resgen.compiler import compile_document
 from resgen.errors import SpecErrors
-from resgen.passes import totals
 from tests.strategies import leaf_paths, spec_data
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -27,9 +26,9 @@ def as_doc(data: dict[str, Any], name: str = "random.json") -> load.Document:
 @given(spec_data())
 def test_random_valid_specs_compile(data: dict[str, Any]) -> None:
     compiled = compile_document(as_doc(data))
-    counted = totals(compiled.graph)
+    counted = compiled.analysis.totals()
     assert counted["params"] > 0
-    assert compiled.graph.nodes["head.fc"]["shape"] == (data["head"]["classes"],)
+    assert compiled.analysis.shape("head.fc") == (data["head"]["classes"],)
 
 
 @SETTINGS

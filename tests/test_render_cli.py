@@ -6,18 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from resgen.cli import main
 from resgen.compiler import compile_spec
 from resgen.generate import render
+from tests.helpers import assert_clean_failure, cli
+from tests.helpers import run_cli as run
 
 SPECS = ["cifar_resnet20", "cifar_resnet32", "resnet18"]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -109,17 +104,17 @@ def test_failure_halfway_leaves_every_file_unchanged(tmp_path: Path, monkeypatch
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", flaky_replace)
-    code, _, err = run("render", *SPECS, "--target", "torch", "--out-dir", str(tmp_path))
-    assert code == 2
-    assert "No space left on device" in err and "Traceback" not in err
+    (line,) = assert_clean_failure(cli("render", *SPECS, "--target", "torch", "--out-dir", str(tmp_path)))
+    assert "No space left on device" in line
     assert snapshot(tmp_path) == before  # restored, and no temporary files left behind
 
 
 def test_unwritable_destination_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code, _, err = run("render", "resnet18", "--target", "torch", "-o", str(blocker / "model.py"))
-    assert code == 2 and "error" in err and "Traceback" not in err
+    result = cli("render", "resnet18", "--target", "torch", "-o", str(blocker / "model.py"))
+    lines = assert_clean_failure(result)
+    assert any("error" in line for line in lines), lines
 
 
 def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The torch target: generated modules compute what the graph says, and equal torchvision where they should.
 
-Each preset's rendered module is imported from a temporary file and checked against the graph:
+Each preset's rendered module is imported (in memory, resgen.importing) and checked against the graph:
 per-layer output shapes (forward hooks), parameter and BatchNorm-statistics counts per layer, and the
 settings of every layer (epsilon, momentum, bias, groups, padding). The ten torchvision presets load
 torchvision's state dicts with ``strict=True`` and give the same outputs. Specs that no preset covers
@@ -9,17 +9,9 @@ torchvision's state dicts with ``strict=True`` and give the same outputs. Specs 
 
 from __future__ import annotations
 
-import ast
-import atexit
 import copy
 import dataclasses
-import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -32,13 +24,13 @@ from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
-from resgen.lower import OPS, layers
-from resgen.naming import torch_path
-from resgen.passes import totals
+from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, Layer, MaxPool, PadMode
+from resgen.importing import import_generated
+from resgen.naming import torch_module, torch_path
+from tests.helpers import assert_ruff_clean, preset_params, randomize_torch_batch_norm, render_in_subprocess
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESETS = load.preset_names()
 TORCHVISION = [
     "resnet18",
@@ -65,26 +57,8 @@ def _deterministic() -> None:
 
 
 @cache
-def _folder() -> Path:
-    folder = tempfile.mkdtemp(prefix="resgen_torch_")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return Path(folder)
-
-
-def import_source(text: str, name: str) -> ModuleType:
-    """Import generated source as a module from a file (so tracebacks and inspect work)."""
-    path = _folder() / f"{name}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"resgen_generated_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@cache
 def preset_module(name: str) -> ModuleType:
-    return import_source(render(compile_spec(name), "torch"), name)
+    return import_generated(render(compile_spec(name), "torch"), f"resgen_generated_{name}")
 
 
 def resized(compiled: Compiled, side: int) -> Compiled:
@@ -94,32 +68,33 @@ def resized(compiled: Compiled, side: int) -> Compiled:
     return compile_document(dataclasses.replace(compiled.doc, data=data))
 
 
-def check_graph(compiled: Compiled) -> dict[str, Any]:
-    """The graph of a preset, at a smaller input where the network does not depend on the size."""
+def check_graph(compiled: Compiled) -> Compiled:
+    """A preset, at a smaller input where the network does not depend on the size."""
     spec = compiled.spec
     if spec.head.kind == "global_pool" and spec.input.height > SMALL_SIDE and spec.input.width > SMALL_SIDE:
-        return resized(compiled, SMALL_SIDE).graph
-    return compiled.graph
+        return resized(compiled, SMALL_SIDE)
+    return compiled
 
 
-def assert_matches_graph(model: Any, module: ModuleType, graph: Any, batch: int = 1) -> None:
+def assert_matches_graph(model: Any, module: ModuleType, compiled: Compiled, batch: int = 1) -> None:
     """Shapes (hooks), counts and per-layer settings of `model` are the ones the graph predicts."""
+    graph, analysis = compiled.graph, compiled.analysis
     modules = dict(model.named_modules())
     expected: dict[str, list[tuple[int, ...]]] = defaultdict(list)
-    for name in layers(graph):
-        node = graph.nodes[name]
-        path = torch_path(node)
-        if node["op"] in FUNCTIONAL:
-            assert path not in modules or node["op"] == "input", f"{name}: unexpected module {path}"
+    for layer in graph:
+        path = torch_module(layer)
+        if path is None:
+            assert layer.kind in FUNCTIONAL, f"{layer.name}: no module"
             continue
-        assert path in modules, f"{name}: no module at {path}"
-        shape = tuple(node["shape"])
-        if node["op"] == "global_avg_pool":
+        assert path in modules, f"{layer.name}: no module at {path}"
+        shape = analysis.shape(layer.name)
+        if layer.kind == "global_avg_pool":
             shape = (*shape, 1, 1)  # torchvision pools to (C, 1, 1) and flattens in forward
         expected[path].append(shape)
-        check_settings(node, modules[path], module)
+        check_settings(compiled, layer, modules[path], module)
         own = sum(p.numel() for p in modules[path].parameters())
-        assert own == node["params"], f"{name} ({path}): {own} parameters, graph says {node['params']}"
+        facts = analysis[layer.name]
+        assert own == facts.params, f"{layer.name} ({path}): {own} parameters, graph says {facts.params}"
 
     seen: dict[str, list[tuple[int, ...]]] = defaultdict(list)
 
@@ -127,8 +102,8 @@ def assert_matches_graph(model: Any, module: ModuleType, graph: Any, batch: int 
         return lambda mod, args, out: seen[path].append(tuple(out.shape[1:]))
 
     handles = [modules[p].register_forward_hook(hook(p)) for p in expected]
-    inp = graph.nodes["input"]
-    x = torch.randn(batch, inp["channels"], inp["height"], inp["width"])
+    height, width, channels = graph.input_hwc
+    x = torch.randn(batch, channels, height, width)
     try:
         with torch.no_grad():
             out = model.eval()(x)
@@ -136,50 +111,52 @@ def assert_matches_graph(model: Any, module: ModuleType, graph: Any, batch: int 
         for h in handles:
             h.remove()
     assert dict(seen) == dict(expected)
-    assert tuple(out.shape[1:]) == graph.nodes[layers(graph)[-1]]["shape"]
+    assert tuple(out.shape[1:]) == analysis.shape(graph.output.name)
 
-    counts = totals(graph)
+    counts = analysis.totals()
     assert sum(p.numel() for p in model.parameters()) == counts["params"]
     stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     assert stats == counts["non_trainable_params"]
     with_params = {p for p, m in modules.items() if any(True for _ in m.parameters(recurse=False))}
-    graph_params = {torch_path(n) for n in graph.nodes.values() if n["params"]}
+    graph_params = {torch_path(x) for x in graph if analysis[x.name].params}
     assert with_params == graph_params
 
 
-def check_settings(node: dict[str, Any], mod: Any, module: ModuleType) -> None:
+def check_settings(compiled: Compiled, layer: Layer, mod: Any, module: ModuleType) -> None:
     nn = torch.nn
-    op = node["op"]
-    if op == "batch_norm":
+    op = layer.op
+    norm = compiled.graph.network.norm
+    if isinstance(op, BatchNorm):
         assert isinstance(mod, nn.BatchNorm2d)
-        assert mod.eps == node["epsilon"]
-        assert mod.momentum == pytest.approx(1 - node["momentum"], abs=1e-12)
-        assert repr(mod.momentum) == repr(float(f"{1 - node['momentum']:.12g}"))
-    elif op == "conv2d":
-        k, s = node["kernel_size"], node["stride"]
+        assert mod.eps == norm.epsilon
+        assert mod.momentum == pytest.approx(1 - norm.momentum, abs=1e-12)
+        assert repr(mod.momentum) == repr(float(f"{1 - norm.momentum:.12g}"))
+    elif isinstance(op, Conv2d):
+        k, s = op.kernel_size, op.stride
         assert isinstance(mod, nn.Conv2d)
-        assert (mod.kernel_size, mod.stride, mod.groups) == ((k, k), (s, s), node["groups"])
-        assert (mod.bias is not None) == node["bias"]
-        same = node["padding_mode"] == "tf_same" and k > 1
+        assert (mod.kernel_size, mod.stride, mod.groups) == ((k, k), (s, s), op.groups)
+        assert (mod.bias is not None) == op.bias
+        same = op.padding is PadMode.TF_SAME and k > 1
         assert isinstance(mod, module.Conv2dSame) if same else type(mod) is nn.Conv2d
         if not same:
             assert mod.padding == (k // 2, k // 2)
-    elif op == "max_pool":
-        if node["padding"] and not node["input_nonnegative"]:
+    elif isinstance(op, MaxPool):
+        if op.padding and not op.input_nonnegative:
             assert isinstance(mod[0], nn.ZeroPad2d) and isinstance(mod[1], nn.MaxPool2d)
         else:
-            assert isinstance(mod, nn.MaxPool2d) and mod.padding == node["padding"]
-    elif op == "dropout":
-        assert mod.p == node["rate"]
-    elif op == "dense":
-        assert (mod.in_features, mod.out_features) == (node["in_features"], node["out_features"])
-        assert (mod.bias is not None) == node["bias"]
+            assert isinstance(mod, nn.MaxPool2d) and mod.padding == op.padding
+    elif isinstance(op, Dropout):
+        assert mod.p == op.rate
+    elif isinstance(op, Dense):
+        (source,) = compiled.graph.inputs(layer.name)
+        assert (mod.in_features, mod.out_features) == (compiled.analysis.shape(source)[0], op.out_features)
+        assert (mod.bias is not None) == op.bias
 
 
-def sgd_step(model: Any, module: ModuleType, graph: Any) -> None:
+def sgd_step(model: Any, module: ModuleType, compiled: Compiled) -> None:
     """One training step: every parameter gets a finite gradient and the weights move."""
-    inp = graph.nodes["input"]
-    x = torch.randn(2, inp["channels"], inp["height"], inp["width"])
+    height, width, channels = compiled.graph.input_hwc
+    x = torch.randn(2, channels, height, width)
     model.train()
     groups = module.param_groups(model) if hasattr(module, "param_groups") else model.parameters()
     optimizer = torch.optim.SGD(groups, lr=0.1)
@@ -198,31 +175,15 @@ def sgd_step(model: Any, module: ModuleType, graph: Any) -> None:
 # --- the backend ---------------------------------------------------------------------------------------
 
 
-def test_handlers_cover_every_op() -> None:
-    assert set(pytorch.HANDLERS) == set(OPS)
-
-
 def test_allowed_imports_are_torch_and_stdlib() -> None:
     assert "torch" in pytorch.allowed_imports
     assert not {"keras", "tensorflow", "torchvision", "numpy"} & pytorch.allowed_imports
 
 
-def test_clean_float() -> None:
-    assert pytorch.clean_float(1 - 0.9) == "0.1"
-    assert pytorch.clean_float(1 - 0.99) == "0.01"
-    assert pytorch.clean_float(1.001e-5) == "1.001e-05"
-
-
-def test_docstring_escapes_spec_text() -> None:
-    lines = pytorch.docstring(['a """quoted""" \\ path ending in "x"'], 0)
-    text = "\n".join(lines)
-    assert ast.literal_eval(text) == 'a """quoted""" \\ path ending in "x"'
-
-
 # --- every preset -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", preset_params(PRESETS))
 def test_preset_matches_graph(name: str) -> None:
     compiled = compile_spec(name)
     module = preset_module(name)
@@ -251,24 +212,11 @@ def test_generated_imports_only_torch_and_stdlib() -> None:
 # --- torchvision ---------------------------------------------------------------------------------------
 
 
-def randomize_batch_norm(model: Any) -> None:
-    """Non-trivial BatchNorm statistics and affine parameters, so eps and wiring mistakes show."""
-    gen = torch.Generator().manual_seed(1)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            c = mod.num_features
-            mod.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
-            mod.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            with torch.no_grad():
-                mod.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                mod.bias.copy_(torch.randn(c, generator=gen) * 0.1)
-
-
 def torchvision_diff(name: str, side: int = SMALL_SIDE) -> float:
     """Max |generated - torchvision| in eval mode after a strict state-dict load."""
     torchvision = pytest.importorskip("torchvision")
     reference = getattr(torchvision.models, name)().eval()
-    randomize_batch_norm(reference)
+    randomize_torch_batch_norm(reference)
     model = preset_module(name).build_model().eval()
     model.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(2))
@@ -278,7 +226,7 @@ def torchvision_diff(name: str, side: int = SMALL_SIDE) -> float:
         return float((model(x) - expected).abs().max())
 
 
-@pytest.mark.parametrize("name", TORCHVISION)
+@pytest.mark.parametrize("name", preset_params(TORCHVISION))
 def test_torchvision_weights_load_and_outputs_match(name: str) -> None:
     assert torchvision_diff(name) <= 1e-5
 
@@ -292,17 +240,7 @@ def test_torchvision_resnet18_at_full_size() -> None:
 
 @pytest.mark.parametrize("name", ["rosebrock_cifar10", "keras_resnet50v2"])
 def test_render_is_byte_identical_under_hash_seeds(name: str) -> None:
-    outputs = []
-    for seed in ("0", "1"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run(
-            [sys.executable, "-m", "resgen", "render", name, "--target", "torch", "-o", "-"],
-            capture_output=True,
-            env=env,
-            cwd=ROOT,
-            check=True,
-        )
-        outputs.append(done.stdout)
+    outputs = [render_in_subprocess(name, "torch", seed) for seed in ("0", "1")]
     assert outputs[0] == outputs[1] == render(compile_spec(name), "torch").encode()
 
 
@@ -520,20 +458,13 @@ def compile_variant(data: dict[str, Any]) -> Compiled:
 def test_variant_matches_graph_and_trains(data: dict[str, Any]) -> None:
     compiled = compile_variant(data)
     text = render(compiled, "torch")
-    module = import_source(text, data["name"])
-    assert_matches_graph(module.build_model(), module, compiled.graph, batch=2)
-    sgd_step(module.build_model(), module, compiled.graph)
+    module = import_generated(text, f"resgen_generated_{data['name']}")
+    assert_matches_graph(module.build_model(), module, compiled, batch=2)
+    sgd_step(module.build_model(), module, compiled)
 
 
 def test_variants_are_ruff_clean(tmp_path: Path) -> None:
     pytest.importorskip("ruff")
     for data in VARIANTS:
         (tmp_path / f"{data['name']}.py").write_text(render(compile_variant(data), "torch"), encoding="utf-8")
-    ruff = [sys.executable, "-m", "ruff"]
-    select = ["--isolated", "--select", "E,F,W,I,B,UP,SIM", "--line-length", "88"]
-    lint = subprocess.run([*ruff, "check", *select, str(tmp_path)], capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = subprocess.run(
-        [*ruff, "format", "--isolated", "--check", "--diff", str(tmp_path)], capture_output=True, text=True
-    )
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    assert_ruff_clean(tmp_path)

@@ -6,20 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 keras = pytest.importorskip("keras")
 
 from resgen import load, parity, weights, weights_io  # noqa: E402
-from resgen.cli import main  # noqa: E402
 from resgen.compiler import compile_document, compile_spec  # noqa: E402
+from tests.helpers import cli, randomize_keras_batch_norm  # noqa: E402
 
 
 def convert_cli(spec: str, source: str, src: Path, target: str, dst: Path) -> Result:
-    args = ["weights", "convert", spec, "--from", source, str(src), "--to", target, str(dst)]
-    return CliRunner().invoke(main, args)
+    return cli("weights", "convert", spec, "--from", source, str(src), "--to", target, str(dst))
 
 
 def test_slots_cover_the_torchvision_state_dict() -> None:
@@ -94,11 +93,7 @@ def test_convert_keras_applications_checkpoint_to_torch(tmp_path: Path) -> None:
     """A keras.applications checkpoint (HDF5 keyed by layer name) runs in the torch output."""
     compiled = compile_spec("keras_resnet50v2", input_size=(64, 64))
     reference = keras.applications.ResNet50V2(weights=None, input_shape=(64, 64, 3))
-    rng = np.random.default_rng(5)
-    for layer in reference.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma, beta, rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    randomize_keras_batch_norm(reference, np.random.default_rng(5))
     checkpoint = tmp_path / "resnet50v2.h5"
     reference.save(checkpoint)  # Keras' HDF5 format, weights keyed by layer name
     out = tmp_path / "resnet50v2.safetensors"

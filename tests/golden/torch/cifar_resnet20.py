@@ -82,9 +82,9 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = norm(planes)
-        self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = norm(planes)
+        self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:

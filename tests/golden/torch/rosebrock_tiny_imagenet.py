@@ -125,7 +125,7 @@ class ResNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.in_planes = 64
-        # BatchNorm on the raw input, as the seed's ResNet does.
+        # BatchNorm on the raw input, as the ResNet of Rosebrock's tutorial does.
         self.input_bn = norm(3)
         # TensorFlow "same" padding, computed from the input size (see Conv2dSame).
         self.conv1 = Conv2dSame(3, 64, kernel_size=5, stride=1, bias=False)
@@ -138,8 +138,8 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(128, 6, stride=2)
 
         self.post_bn = norm(512)
-        # A fixed 8x8 average pool (the seed's head), not a global one: the classifier's
-        # input size follows from the spec's input size.
+        # A fixed 8x8 average pool (the head of Rosebrock's tutorial), not a global one:
+        # the classifier's input size follows from the spec's input size.
         self.avgpool = nn.AvgPool2d(kernel_size=8, stride=8)
         self.fc = nn.Linear(512, 200)
 

@@ -1,0 +1,128 @@
+"""What both backends do with residual blocks: one definition written for every block, then checked.
+
+Each backend writes one block class (torch) or block function (Keras) and calls it once per block,
+so a generated file grows with the number of stages, not with depth. A backend writes that
+definition from the layers of every block in turn, with the block's channel counts and stride as
+parameters (`resgen.graph.Layer.dims`, ``carries_stride``); `same_for_every_block` then requires
+every block to give the same text, so a graph one definition cannot express fails to render
+instead of rendering wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from resgen.codegen import CodegenError
+from resgen.graph import BlockKind, BlockRecord, Layer, LayerGraph, ShortcutKind
+
+T = TypeVar("T")
+
+SHORTCUT_ORDER = (
+    ShortcutKind.PROJECTION,
+    ShortcutKind.MAX_POOL,
+    ShortcutKind.ZERO_PAD,
+    ShortcutKind.IDENTITY,
+)
+
+# The layers of each shortcut kind, by role.
+SHORTCUT_ROLES = {
+    ShortcutKind.IDENTITY: (),
+    ShortcutKind.PROJECTION: ("shortcut_conv", "shortcut_bn"),
+    ShortcutKind.MAX_POOL: ("shortcut_pool",),
+    ShortcutKind.ZERO_PAD: ("shortcut_pad",),
+}
+
+
+@dataclass(frozen=True)
+class BlockParameters:
+    """Which parameters the shared definition takes."""
+
+    width: bool  # some layer's channels are a bottleneck's inner width
+    stride_roles: frozenset[str]  # roles that carry the block's stride and stride somewhere
+
+    @property
+    def stride(self) -> bool:
+        return bool(self.stride_roles)
+
+
+def parameters(graph: LayerGraph) -> BlockParameters:
+    """The parameters of the shared definition; a layer that carries the stride but never strides
+    (a projection only ever in stride-1 blocks) is written with stride 1."""
+    carriers = [x for ls in graph.block_layers().values() for x in ls if x.carries_stride]
+    return BlockParameters(
+        width=graph.network.block.kind is BlockKind.BOTTLENECK,
+        stride_roles=frozenset(x.role for x in carriers if getattr(x.op, "stride", 1) > 1),
+    )
+
+
+def is_shortcut(layer: Layer) -> bool:
+    return layer.role.startswith("shortcut_")
+
+
+def same_for_every_block(graph: LayerGraph, write: Callable[[BlockRecord, list[Layer]], T]) -> T:
+    """`write` applied to every block; all results must be equal. Returns the first."""
+    layers = graph.block_layers()
+    first: T | None = None
+    for record in graph.blocks:
+        text = write(record, layers[(record.stage, record.block)])
+        if first is None:
+            first = text
+        elif text != first:
+            raise CodegenError(f"block {record.prefix} differs from the others in its statements")
+    if first is None:
+        raise CodegenError("a network without residual blocks")
+    return first
+
+
+def check_shortcut_layers(graph: LayerGraph) -> None:
+    """Every block holds exactly the shortcut layers its kind builds."""
+    layers = graph.block_layers()
+    norm = graph.network.shortcut.norm
+    for record in graph.blocks:
+        expected = SHORTCUT_ROLES[record.shortcut]
+        if record.shortcut is ShortcutKind.PROJECTION and not norm:
+            expected = expected[:1]
+        roles = tuple(x.role for x in layers[(record.stage, record.block)] if is_shortcut(x))
+        if roles != expected:
+            raise CodegenError(f"block {record.prefix} has shortcut layers {roles}, expected {expected}")
+
+
+def shortcut_sources(graph: LayerGraph) -> set[tuple[ShortcutKind, bool]]:
+    """(shortcut kind, reads the pre-activated input) of every block with a shortcut layer."""
+    layers = graph.block_layers()
+    found = set()
+    for record in graph.blocks:
+        shortcut = [x for x in layers[(record.stage, record.block)] if is_shortcut(x)]
+        if shortcut:
+            (source,) = graph.inputs(shortcut[0].name)
+            found.add((record.shortcut, graph[source].role == "preact_relu"))
+    return found
+
+
+def kinds_in_order(kinds: set[ShortcutKind]) -> list[ShortcutKind]:
+    return [k for k in SHORTCUT_ORDER if k in kinds]
+
+
+def channel_check(layer: Layer, record: BlockRecord) -> None:
+    """A block layer's channel counts are the block's dimensions it claims."""
+    if layer.dims is None:
+        raise CodegenError(f"{layer.name}: a block layer without block dimensions")
+    value = {"in": record.in_channels, "width": record.width, "out": record.out_channels}
+    channels = getattr(layer.op, "in_channels", getattr(layer.op, "channels", None))
+    out = getattr(layer.op, "out_channels", getattr(layer.op, "channels", None))
+    if channels is not None and channels != value[layer.dims[0]]:
+        raise CodegenError(f"{layer.name}: input channels are not the block's {layer.dims[0]}")
+    if out is not None and out != value[layer.dims[1]]:
+        raise CodegenError(f"{layer.name}: output channels are not the block's {layer.dims[1]}")
+    stride = getattr(layer.op, "stride", 1)
+    if layer.carries_stride and stride != record.stride:
+        raise CodegenError(f"{layer.name}: stride {stride} is not the block's")
+    if not layer.carries_stride and stride != 1:
+        raise CodegenError(f"{layer.name}: stride {stride} in a layer that does not carry the block's")
+
+
+def stride_text(layer: Layer, params: BlockParameters) -> str:
+    """The stride of a block layer in the shared definition: the parameter, or 1."""
+    return "stride" if layer.role in params.stride_roles else "1"

@@ -1,0 +1,191 @@
+"""Keras 3 backend, residual blocks: the one block function and the calls that build each stage.
+
+The function's body is written from the layers of every block by the handlers of
+`resgen.backends.keras3`, with the block's width, output channels and stride as parameters; every
+block must give the same statements (`resgen.backends.blocks`). Each shortcut kind the network uses
+is one branch of an ``if`` on the ``shortcut`` argument. Stages are runs of calls, and consecutive
+blocks that share their arguments are one ``for`` loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from resgen.backends import blocks
+from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, literal, wrap
+from resgen.graph import BlockRecord, Layer, LayerGraph, ShortcutKind
+from resgen.naming import keras_name
+
+# Tensors inside the block function: the block input ``x``, its pre-activation, the residual branch
+# F(x), the shortcut ("skip"), and ``x`` again from the addition on.
+_PREACT_ROLES = ("preact_bn", "preact_relu")
+_TAIL_ROLES = ("add", "out_relu")
+
+
+def tensor_of(role: str) -> str:
+    if role in _PREACT_ROLES:
+        return "preact"
+    if role.startswith("shortcut_"):
+        return "skip"
+    if role in _TAIL_ROLES:
+        return "x"
+    return "residual"
+
+
+def block_name(graph: LayerGraph, layers: list[Layer]) -> str:
+    """keras.applications' block prefix, such as conv3_block1, from the block's addition."""
+    (add,) = [x for x in layers if x.role == "add"]
+    return keras_name(graph, add.name).rpartition("_")[0]
+
+
+def _describe_shortcut(graph: LayerGraph, kind: ShortcutKind, roles: dict[str, Layer]) -> str:
+    if kind is ShortcutKind.PROJECTION:
+        conv = roles["shortcut_conv"]
+        source = graph[graph.inputs(conv.name)[0]].role
+        text = "a 1x1 convolution"
+        if "shortcut_bn" in roles:
+            text += " and BatchNorm"
+        return text + (" of the pre-activated input" if source == "preact_relu" else " of the input")
+    return {
+        ShortcutKind.IDENTITY: "the input itself",
+        ShortcutKind.MAX_POOL: "the input subsampled by a 1x1 max-pool",
+        ShortcutKind.ZERO_PAD: "the input subsampled, with zero channels added (option A)",
+    }[kind]
+
+
+def block_view(
+    graph: LayerGraph,
+    handlers: Mapping[str, Callable[[Any, Layer], list[str]]],
+    make_site: Callable[[BlockRecord, str, blocks.BlockParameters], Any],
+) -> dict[str, Any]:
+    """The block function: its parameters, docstring, and body (one branch per shortcut kind).
+
+    `make_site` gives the place the handlers write a block's layers at (a ``BlockSite``).
+    """
+    params = blocks.parameters(graph)
+    branches: dict[ShortcutKind, list[str]] = {}
+    roles: dict[str, Layer] = {}
+
+    def write(record: BlockRecord, layers: list[Layer]) -> tuple[list[str], list[str], list[str]]:
+        prefix = block_name(graph, layers)
+        site = make_site(record, prefix, params)
+        parts: dict[str, list[str]] = {"preact": [], "residual": [], "skip": [], "x": []}
+        for layer in layers:
+            roles.setdefault(layer.role, layer)
+            if layer.dims is not None:
+                blocks.channel_check(layer, record)
+            part = tensor_of(layer.role)
+            site.indent = 8 if part == "skip" else 4  # shortcut branches sit inside an if
+            parts[part] += handlers[layer.kind](site, layer)
+        if record.shortcut is ShortcutKind.IDENTITY:
+            if parts["skip"]:
+                raise CodegenError(f"{prefix}: an identity shortcut with layers")
+            parts["skip"] = ["skip = x"]
+        known = branches.setdefault(record.shortcut, parts["skip"])
+        if known != parts["skip"]:
+            raise CodegenError(f"block {prefix} differs from the others in its shortcut")
+        return parts["preact"], parts["residual"], parts["x"]
+
+    preact, main, tail = blocks.same_for_every_block(graph, write)
+    bottleneck = "conv3" in roles
+    kind = "bottleneck" if bottleneck else "basic"
+    preactivation = "preact_bn" in roles
+    signature = [("width: int", params.width), ("filters: int", True), ("stride: int", params.stride)]
+    signature += [("shortcut: str", True), ("name: str", True)]
+
+    summary = f"{'Pre-activation b' if preactivation else 'B'}{kind[1:]} residual block"
+    summary += ": 1x1, 3x3 and 1x1 convolutions." if bottleneck else ": two 3x3 convolutions."
+    kinds = blocks.kinds_in_order(set(branches))
+    carriers = sorted(
+        _suffix(graph, roles[r]) for r in params.stride_roles if not blocks.is_shortcut(roles[r])
+    )
+    args = [("x", "Block input, channels last.")]
+    if params.width:
+        args.append(("width", "Channels of the inner convolutions."))
+    args.append(("filters", "Output channels of the block."))
+    if params.stride:
+        on = f"{' and '.join(carriers)} and the shortcut" if carriers else "the shortcut"
+        args.append(("stride", f"Stride of the block, carried by {on}."))
+    options = "; ".join(f'"{k}": {_describe_shortcut(graph, k, roles)}' for k in kinds)
+    args.append(("shortcut", f"How the input reaches the addition: {options}."))
+    args.append(("name", 'Prefix of the layer names, such as "conv2_block1".'))
+    if len(summary) + 7 > LINE_LENGTH:
+        raise CodegenError(f"docstring summary too long: {summary}")
+    doc = ["    Args:"]
+    for arg, text in args:
+        doc += [f"        {line}" for line in wrap(f"{arg}: {text}", indent=8, hang=4)]
+    doc += ["", "    Returns:", "        The block output."]
+
+    return {
+        "function": f"{kind}_block",
+        "params": [p for p, used in signature if used],
+        "summary": summary,
+        "doc": doc,
+        "preact": preact,
+        "main": main,
+        "branches": [
+            {"test": f'{"if" if i == 0 else "elif"} shortcut == "{k}":', "lines": branches[k]}
+            for i, k in enumerate(kinds)
+        ],
+        "tail": tail,
+        "uses_zero_pad": ShortcutKind.ZERO_PAD in branches,
+    }
+
+
+def _suffix(graph: LayerGraph, layer: Layer) -> str:
+    """A block layer's name without its block prefix: conv3_block1_2_conv -> _2_conv."""
+    prefix = block_name(graph, graph.block_layers()[(layer.stage or 0, layer.block or 0)])
+    return keras_name(graph, layer.name).removeprefix(prefix)
+
+
+def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]]:
+    """One comment and the block calls of every stage; runs of equal calls become a loop."""
+    by_block = graph.block_layers()
+    names = {p.split(":")[0] for p in block["params"]}
+    views = []
+    for stage in graph.network.stages:
+        records = [r for r in graph.blocks if r.stage == stage.index]
+        first = block_name(graph, by_block[(stage.index, records[0].block)])
+        prefix = first.removesuffix(str(records[0].block))
+        runs: list[list[BlockRecord]] = []
+        for record in records:
+            if block_name(graph, by_block[(stage.index, record.block)]) != f"{prefix}{record.block}":
+                raise CodegenError(f"stage {stage.index}: block names do not follow {prefix}N")
+            if runs and _block_args(runs[-1][-1], names) == _block_args(record, names):
+                runs[-1].append(record)
+            else:
+                runs.append([record])
+        run_views = []
+        for run in runs:
+            args = _block_args(run[0], names)
+            if len(run) == 1:
+                name = f'name="{prefix}{run[0].block}"'
+                lines = call_lines(f"x = {block['function']}", ["x", *args, name], 4)
+                run_views.append({"is_loop": False, "loop": "", "lines": lines})
+            else:
+                loop = f"for i in range({run[0].block}, {run[-1].block + 1}):"
+                lines = call_lines(f"x = {block['function']}", ["x", *args, f'name=f"{prefix}{{i}}"'], 8)
+                run_views.append({"is_loop": True, "loop": loop, "lines": lines})
+        strides = sorted({r.stride for r in records})
+        stride = "stride 1" if strides == [1] else f"stride {max(strides)}"
+        if len(records) > 1 and strides != [1]:
+            where = [r.block for r in records if r.stride != 1]
+            stride += f" in block {', '.join(str(b) for b in where)}"
+        count = f"{len(records)} block{'s' if len(records) > 1 else ''}"
+        comment = (
+            f"# Stage {stage.index} ({prefix}*): {count}, {records[-1].out_channels} channels, {stride}."
+        )
+        views.append({"comment": comment, "runs": run_views})
+    return views
+
+
+def _block_args(record: BlockRecord, names: set[str]) -> list[str]:
+    args = []
+    if "width" in names:
+        args.append(f"width={literal(record.width)}")
+    args.append(f"filters={literal(record.out_channels)}")
+    if "stride" in names:
+        args.append(f"stride={literal(record.stride)}")
+    args.append(f"shortcut={literal(str(record.shortcut))}")
+    return args

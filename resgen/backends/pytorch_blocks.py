@@ -1,0 +1,372 @@
+"""PyTorch backend, residual blocks: the block class, ``_make_layer`` and ``_shortcut``, and the table
+of BatchNorms that ``fuse_batchnorm`` folds.
+
+The block class is written from the layers of every block (`resgen.backends.blocks`): each layer of
+the residual branch becomes one module in ``__init__`` and one statement in ``forward``, its channel
+counts written as the block's parameters (``in_planes``, ``width``, ``planes * self.expansion``).
+Module order follows torchvision's Bottleneck: the branch's modules in order, then the shared ReLU,
+then the shortcut. The shortcut modules are built by ``ResNet._shortcut``, written from the network's
+shortcut rule (`resgen.graph.ShortcutRule`) and checked against every block's shortcut layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resgen.backends import blocks
+from resgen.codegen import CodegenError, call_lines, comment, docstring, indented, literal
+from resgen.graph import (
+    BlockDesign,
+    BlockKind,
+    BlockRecord,
+    Conv2d,
+    Layer,
+    LayerGraph,
+    ShortcutKind,
+    ShortcutSource,
+    StrideBlock,
+)
+from resgen.naming import torch_path
+
+_CLASS_NAMES = {
+    (BlockKind.BASIC, False): "BasicBlock",
+    (BlockKind.BOTTLENECK, False): "Bottleneck",
+    (BlockKind.BASIC, True): "PreActBasicBlock",
+    (BlockKind.BOTTLENECK, True): "PreActBottleneck",
+}
+
+
+def _dim(design: BlockDesign, dim: str) -> str:
+    """A block channel count as the block class names it."""
+    bottleneck = design.kind is BlockKind.BOTTLENECK
+    return {
+        "in": "in_planes",
+        "width": "width" if bottleneck else "planes",
+        "out": "planes * self.expansion" if bottleneck else "planes",
+    }[dim]
+
+
+def _conv_call(helper: str, args: list[str], bias: bool, shared_bias: bool | None) -> str:
+    if shared_bias is None:  # the helpers take bias; say it where it differs from their default
+        if bias:
+            args = [*args, "bias=True"]
+    elif bias != shared_bias:
+        raise CodegenError("a convolution's bias differs from the shared setting")
+    return f"{helper}({', '.join(args)})"
+
+
+def _block_conv(layer: Layer, design: BlockDesign, shared_bias: bool | None) -> str:
+    op = layer.op
+    assert isinstance(op, Conv2d) and layer.dims is not None
+    helper = {1: "conv1x1", 3: "conv3x3"}.get(op.kernel_size)
+    if helper is None:
+        raise CodegenError(f"{layer.name}: a {op.kernel_size}x{op.kernel_size} convolution in a block")
+    args = [_dim(design, layer.dims[0]), _dim(design, layer.dims[1])]
+    if layer.carries_stride:
+        args.append("stride")
+    if op.groups != 1:
+        args.append("groups=self.groups")
+    return _conv_call(helper, args, op.bias, shared_bias)
+
+
+def _preact_shortcut_lines(graph: LayerGraph) -> list[str]:
+    """How a pre-activation block feeds its shortcut module, from the graph's edges."""
+    sources = blocks.shortcut_sources(graph)
+    if sources and sources <= {(ShortcutKind.PROJECTION, True)}:
+        return [
+            "# A projection shortcut reads the pre-activated input (He et al. 2016).",
+            "identity = x if self.downsample is None else self.downsample(out)",
+        ]
+    if not any(reads for _, reads in sources):
+        return ["identity = x if self.downsample is None else self.downsample(x)"]
+    if sources <= {(ShortcutKind.PROJECTION, True), (ShortcutKind.MAX_POOL, False)}:
+        return [
+            "identity = x",
+            "if isinstance(self.downsample, nn.MaxPool2d):",
+            "    # Only the resolution changes: subsample the raw input (keras V2).",
+            "    identity = self.downsample(x)",
+            "elif self.downsample is not None:",
+            "    # A projection reads the pre-activated input (He et al. 2016).",
+            "    identity = self.downsample(out)",
+        ]
+    raise CodegenError(f"shortcut sources {sorted(sources)} have no torch form")
+
+
+def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | None) -> Any:
+    preact_shortcut = _preact_shortcut_lines(graph) if design.preactivation else []
+
+    def write(record: BlockRecord, layers: list[Layer]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        init: list[str] = []
+        forward: list[str] = [] if design.preactivation else ["identity = x"]
+        relu = False
+        for layer in layers:
+            if blocks.is_shortcut(layer):
+                continue
+            if layer.dims is not None:
+                blocks.channel_check(layer, record)
+            producer = graph[graph.inputs(layer.name)[0]]
+            src = "x" if (producer.stage, producer.block) != (layer.stage, layer.block) else "out"
+            if layer.kind == "conv2d":
+                init.append(f"self.{layer.role} = {_block_conv(layer, design, shared_bias)}")
+            elif layer.kind == "batch_norm":
+                assert layer.dims is not None
+                init.append(f"self.{layer.role} = norm({_dim(design, layer.dims[0])})")
+            if layer.kind in ("conv2d", "batch_norm"):
+                if layer.kind == "conv2d" and forward and forward[-1]:
+                    forward.append("")
+                forward.append(f"out = self.{layer.role}({src})")
+            elif layer.kind == "relu" and layer.role == "out_relu":
+                forward.append("return self.relu(out)")
+                relu = True
+            elif layer.kind == "relu":
+                forward.append(f"out = self.relu({src})")
+                relu = True
+                if layer.role == "preact_relu":
+                    forward += preact_shortcut
+            elif layer.kind == "add":
+                if not design.preactivation:
+                    forward += ["", "if self.downsample is not None:", "    identity = self.downsample(x)"]
+                forward += ["", "out += identity"]
+            else:
+                raise CodegenError(f"{layer.name}: a {layer.kind} layer in a block has no torch form")
+        if not forward[-1].startswith("return"):
+            forward.append("return out")
+        init += [*(["self.relu = nn.ReLU(inplace=True)"] if relu else []), "self.downsample = downsample"]
+        return tuple(init), tuple(forward)
+
+    return write
+
+
+def block_view(graph: LayerGraph, shared_bias: bool | None) -> dict[str, Any]:
+    """The block class: its name, docstring, class attributes, ``__init__`` and ``forward``."""
+    design = graph.network.block
+    if not design.preactivation and any(reads for _, reads in blocks.shortcut_sources(graph)):
+        raise CodegenError("a post-activation block's shortcut reads a pre-activated tensor")
+    blocks.check_shortcut_layers(graph)
+    init, forward = blocks.same_for_every_block(graph, _write_block(graph, design, shared_bias))
+    class_attrs: list[str] = []
+    width_line: list[str] = []
+    if design.kind is BlockKind.BOTTLENECK:
+        groups, base = design.groups, design.width_per_group
+        for record in graph.blocks:
+            planes = record.out_channels // design.expansion
+            if planes * base // 64 * groups != record.width:
+                raise CodegenError(f"block {record.prefix}: inner width {record.width} breaks the rule")
+        if groups == 1 and base == 64:
+            width_line = ["width = planes"]
+        else:
+            class_attrs = [f"groups: int = {groups}", f"base_width: int = {base}"]
+            width_line = ["width = planes * self.base_width // 64 * self.groups"]
+    return {
+        "name": _CLASS_NAMES[(design.kind, design.preactivation)],
+        "docstring": docstring(_block_doc(design), 4),
+        "expansion": literal(design.expansion),
+        "class_attrs": class_attrs,
+        "init": [*width_line, *init],
+        "forward": list(forward),
+    }
+
+
+def _block_doc(design: BlockDesign) -> list[str]:
+    """Docstring paragraphs of the block class: what it computes, and where it departs from papers."""
+    bottleneck = design.kind is BlockKind.BOTTLENECK
+    details = []
+    if bottleneck:
+        branch = "1x1 reduce, 3x3, 1x1 expand"
+        if design.stride_on == "conv1":
+            details.append(
+                "The stride sits on the first 1x1 (conv1), as in the paper and keras.applications."
+            )
+        elif design.preactivation:
+            details.append("The stride sits on the 3x3 (conv2).")
+        else:
+            details.append(
+                'The stride sits on the 3x3 (conv2), as in torchvision ("ResNet v1.5"); the paper '
+                "puts it on the first 1x1."
+            )
+        if design.groups != 1:
+            details.append(f"The 3x3 convolution has {design.groups} groups (ResNeXt).")
+        if design.width_per_group != 64:
+            details.append(f"Inner width: planes * {design.width_per_group} // 64 * groups.")
+    else:
+        branch = "two 3x3 convolutions"
+    if design.preactivation:
+        kind = "bottleneck" if bottleneck else "basic block"
+        summary = f"Pre-activation {kind} (He et al. 2016): BN-ReLU before every convolution."
+        after = "Nothing follows the addition; the next block, or the head, normalizes."
+        details.insert(0, f"Branch: {branch}. {after}")
+    else:
+        summary = f"{'Bottleneck' if bottleneck else 'Basic'} block: {branch}; add the shortcut, then ReLU."
+    return [summary, *([" ".join(details)] if details else [])]
+
+
+# --- the stages: _make_layer and _shortcut -----------------------------------------------------------
+
+
+def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -> dict[str, Any]:
+    """``self.layerN`` lines, ``_make_layer`` and ``_shortcut``: the network's stride and shortcut rules."""
+    net = graph.network
+    stages = [
+        f"self.layer{s.index} = self._make_layer({s.planes}, {s.blocks}, stride={s.stride})"
+        for s in net.stages
+    ]
+    forward = [f"x = self.layer{s.index}(x)" for s in net.stages]
+    last = net.block.stride_block is StrideBlock.LAST
+    rule = net.shortcut
+    zero_pad = rule.changing is ShortcutKind.ZERO_PAD
+    first_block = not zero_pad and rule.first_block_projects
+    block_args = ["self.in_planes", "planes", "block_stride", "downsample"]
+
+    if last:
+        make_doc = "One stage of `blocks` blocks; the last one carries the stride."
+        shortcut_args = ["out_planes", "block_stride", *(["first=index == 0"] if first_block else [])]
+        make = [
+            f"out_planes = planes * {block_class}.expansion",
+            "layers = []",
+            "for index in range(blocks):",
+            "    # The last block of a stage carries its stride (keras.applications V2).",
+            "    block_stride = stride if index == blocks - 1 else 1",
+            *indented(call_lines("downsample = self._shortcut", shortcut_args, 12)),
+            *indented(call_lines(f"block = {block_class}", block_args, 12)),
+            "    layers.append(block)",
+            "    self.in_planes = out_planes",
+            "return nn.Sequential(*layers)",
+        ]
+    else:
+        # the first block carries the stride; the others keep the shape, so their shortcut is the identity
+        make_doc = "One stage of `blocks` blocks; the first one carries the stride."
+        make = [
+            f"out_planes = planes * {block_class}.expansion",
+            "downsample = self._shortcut(out_planes, stride)",
+            *call_lines(
+                f"layers = [{block_class}", ["self.in_planes", "planes", "stride", "downsample"], 8, "]"
+            ),
+            "self.in_planes = out_planes",
+            "for _ in range(1, blocks):",
+            *indented(call_lines(f"layers.append({block_class}", ["self.in_planes", "planes"], 12, ")")),
+            "return nn.Sequential(*layers)",
+        ]
+    always = first_block and not last  # _shortcut is only asked about first blocks
+    takes_first = first_block and last
+    params = ["self", "out_planes: int", "stride: int", *(["first: bool"] if takes_first else [])]
+    signature = call_lines("def _shortcut", params, 4, f" -> nn.Module{'' if always else ' | None'}:")
+
+    biases = {x.op.bias for x in graph.of_kind("conv2d") if x.role == "shortcut_conv"}  # type: ignore[union-attr]
+    if len(biases) > 1:
+        raise CodegenError("projection shortcuts differ in their bias")
+    bias = next(iter(biases)) if biases else bool(shared_bias)
+    conv = _conv_call("conv1x1", ["self.in_planes", "out_planes", "stride"], bias, shared_bias)
+    project = [
+        "return nn.Sequential(",
+        f"    {conv},",
+        *(["    norm(out_planes),"] if rule.norm else []),
+        ")",
+    ]
+    unchanged = ["if stride == 1 and self.in_planes == out_planes:", "    return None"]
+    body: list[str] = []
+    if zero_pad:
+        doc = "Option A shortcut (He et al. 2015) if the shape changes, else None."
+        body = [
+            *unchanged,
+            "extra = out_planes - self.in_planes",
+            "return ZeroPadShortcut(stride, extra // 2, extra - extra // 2)",
+        ]
+    elif always:
+        doc = "The first block's shortcut: a projection, even where the shape is kept."
+        body = project
+    else:
+        doc = "The shortcut module of a block; None for the identity."
+        if takes_first:
+            body += [
+                "if first:",
+                "    # Every stage's first block projects, even where the shape is unchanged.",
+                *indented(project),
+            ]
+        body += unchanged
+        if rule.stride_only is ShortcutKind.MAX_POOL:
+            body += [
+                "if self.in_planes == out_planes:",
+                "    # Only the resolution changes: a 1x1 max-pool subsamples (keras V2).",
+                "    return nn.MaxPool2d(kernel_size=1, stride=stride)",
+            ]
+        body += project
+    if rule.source is ShortcutSource.PREACTIVATED and not net.block.preactivation:
+        raise CodegenError("a projection of the pre-activated input in a post-activation network")
+    return {
+        "stages": stages,
+        "stage_forward": forward,
+        "make_doc": docstring([make_doc], 8),
+        "make_body": make,
+        "shortcut_signature": signature,
+        "shortcut_doc": docstring([doc], 8),
+        "shortcut_body": body,
+    }
+
+
+# --- the inference build: BatchNorm folded into the convolution before it ---------------------------
+
+
+def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(conv, bn) module paths where a BatchNorm reads a convolution that feeds nothing else.
+
+    Only such a BatchNorm folds exactly into the convolution's weights and bias. A BatchNorm in
+    front of a convolution (pre-activation, the input BatchNorm of Rosebrock's tutorial) or after an
+    addition does not. Returns the pairs of the ``ResNet`` class and those of the block class,
+    relative to a block, each in graph order. A pair that crosses a block boundary (the stem's
+    convolution read only by the first block's pre-activation BatchNorm) belongs to ``ResNet``.
+    """
+    model_pairs: list[tuple[str, str]] = []
+    block_pairs: list[tuple[str, str]] = []
+    held: dict[tuple[int | None, int | None], set[tuple[str, str]]] = {}
+    for bn in graph.of_kind("batch_norm"):
+        (source,) = graph.inputs(bn.name)
+        conv = graph[source]
+        if conv.kind != "conv2d" or len(graph.consumers(source)) != 1:
+            continue
+        pair = (torch_path(conv), torch_path(bn))
+        where = (bn.stage, bn.block)
+        if bn.stage is None or (conv.stage, conv.block) != where:
+            model_pairs.append(pair)
+            continue
+        pair = (_in_block(pair[0]), _in_block(pair[1]))
+        held.setdefault(where, set()).add(pair)
+        if pair not in block_pairs:
+            block_pairs.append(pair)
+    # The table is per class: a pair must hold in every block that has both modules.
+    for (stage, block), layers in graph.block_layers().items():
+        present = {_in_block(torch_path(x)) for x in layers if x.kind not in ("add",)}
+        for pair in block_pairs:
+            if set(pair) <= present and pair not in held.get((stage, block), set()):
+                raise CodegenError(f"{pair} folds in some blocks but not in stage{stage}.block{block}")
+    return model_pairs, block_pairs
+
+
+def _in_block(path: str) -> str:
+    """A module path relative to its block: layer2.0.downsample.0 -> downsample.0."""
+    return path.split(".", 2)[2]
+
+
+def _string(path: str) -> str:
+    """A module path as a double-quoted literal, as ruff format writes it."""
+    if not all(part.isidentifier() or part.isdigit() for part in path.split(".")):
+        raise CodegenError(f"unexpected module path {path!r}")
+    return literal(path)
+
+
+def fuse_view(graph: LayerGraph, block_class: str, model_class: str) -> dict[str, Any]:
+    """The ``CONV_BN_PAIRS`` table that ``fuse_batchnorm`` folds, by owning class."""
+    model_pairs, block_pairs = _conv_bn_pairs(graph)
+    owners = [
+        {"name": owner, "pairs": [(_string(conv), _string(bn)) for conv, bn in pairs]}
+        for owner, pairs in ((model_class, model_pairs), (block_class, block_pairs))
+        if pairs
+    ]
+    return {
+        "owners": owners,
+        "comment": comment(
+            "Each convolution whose output only a BatchNorm reads, by the class that owns both: "
+            "fuse_batchnorm folds these BatchNorms into their convolutions. Other BatchNorms "
+            "(in front of a convolution, after an addition) stay as they are.",
+            0,
+        ),
+    }

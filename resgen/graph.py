@@ -1,0 +1,387 @@
+"""The layer graph: the one contract between lowering and every later stage.
+
+Lowering (`resgen.lower`) makes every structural decision once and records it here as typed, frozen
+data; the passes analyse it; the backends, the weight mapping, the reports and the parity harness
+only read it. Nothing after lowering reads the spec.
+
+- A `Layer` is one node: its canonical name (``stem.conv``, ``stage2.block1.conv2``,
+  ``stage2.block1.shortcut_conv``, ``head.fc``), its op (one frozen dataclass per op kind, holding
+  exactly that op's settings), where it sits (scope, stage, block, role) and the spec field that
+  made it (``origin``, so that later errors point at the spec).
+- Edges are tensors; an edge's ``index`` is the argument position in the consumer (an addition takes
+  the residual branch as 0 and the shortcut as 1).
+- The `Network` record holds what is decided once for the whole network: BatchNorm settings, L2,
+  padding convention, the block design, the shortcut rule, one `StageRecord` per stage and one
+  `BlockRecord` per residual block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+import networkx as nx
+
+from resgen.errors import Path
+
+Shape = tuple[int, ...]  # channels first: (C, H, W) for feature maps, (F,) for vectors
+
+
+def format_shape(shape: Shape, sep: str = "x") -> str:
+    """A shape as people read it: ``64x56x56`` (or with another separator, such as " x ")."""
+    return sep.join(str(d) for d in shape)
+
+
+class Scope(StrEnum):
+    INPUT = "input"
+    STEM = "stem"
+    STAGE = "stage"
+    HEAD = "head"
+
+
+class PadMode(StrEnum):
+    """How convolutions pad: k // 2 on every side, or TensorFlow's "same" (odd pixel at the end)."""
+
+    SYMMETRIC = "symmetric"
+    TF_SAME = "tf_same"
+
+
+class BlockKind(StrEnum):
+    BASIC = "basic"
+    BOTTLENECK = "bottleneck"
+
+
+class StrideBlock(StrEnum):
+    """Which block of a stage carries the stage's stride."""
+
+    FIRST = "first"
+    LAST = "last"
+
+
+class ShortcutKind(StrEnum):
+    """What carries a block's input to its addition."""
+
+    IDENTITY = "identity"
+    PROJECTION = "projection"  # 1x1 convolution (and BatchNorm)
+    MAX_POOL = "max_pool"  # 1x1 max-pool: only the resolution changes (keras.applications V2)
+    ZERO_PAD = "zero_pad"  # option A: subsample and add zero channels (He et al. 2015)
+
+
+class BlockDim(StrEnum):
+    """A channel count of a residual block, as its generated code names it."""
+
+    IN = "in"  # the block's input channels
+    WIDTH = "width"  # the inner width of a bottleneck
+    OUT = "out"  # the block's output channels
+
+
+class ShortcutSource(StrEnum):
+    """The tensor a projection reads: the block input, or its pre-activation (He et al. 2016)."""
+
+    INPUT = "input"
+    PREACTIVATED = "preactivated"
+
+
+# --- ops: one frozen dataclass per kind, holding exactly that op's settings -------------------------
+
+
+@dataclass(frozen=True)
+class Input:
+    kind: ClassVar[str] = "input"
+    channels: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    kind: ClassVar[str] = "conv2d"
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    groups: int
+    bias: bool
+    padding: PadMode
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    kind: ClassVar[str] = "batch_norm"
+    channels: int
+
+
+@dataclass(frozen=True)
+class ReLU:
+    kind: ClassVar[str] = "relu"
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Max-pooling of a zero-padded input (padding on every side)."""
+
+    kind: ClassVar[str] = "max_pool"
+    kernel_size: int
+    stride: int
+    padding: int
+    input_nonnegative: bool  # after a ReLU: padding with zeros or with -inf gives the same result
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    kind: ClassVar[str] = "avg_pool"
+    kernel_size: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool:
+    kind: ClassVar[str] = "global_avg_pool"
+
+
+@dataclass(frozen=True)
+class Flatten:
+    kind: ClassVar[str] = "flatten"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    kind: ClassVar[str] = "dropout"
+    rate: float
+
+
+@dataclass(frozen=True)
+class Dense:
+    kind: ClassVar[str] = "dense"
+    out_features: int
+    bias: bool
+
+
+@dataclass(frozen=True)
+class Softmax:
+    kind: ClassVar[str] = "softmax"
+
+
+@dataclass(frozen=True)
+class Add:
+    kind: ClassVar[str] = "add"
+
+
+@dataclass(frozen=True)
+class ZeroPadShortcut:
+    kind: ClassVar[str] = "zero_pad_shortcut"
+    stride: int
+    pad_before: int
+    pad_after: int
+
+
+Op = (
+    Input
+    | Conv2d
+    | BatchNorm
+    | ReLU
+    | MaxPool
+    | AvgPool
+    | GlobalAvgPool
+    | Flatten
+    | Dropout
+    | Dense
+    | Softmax
+    | Add
+    | ZeroPadShortcut
+)
+OP_TYPES: tuple[type, ...] = Op.__args__  # type: ignore[attr-defined]
+OPS: tuple[str, ...] = tuple(t.kind for t in OP_TYPES)  # every op kind; each backend handles all
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the graph."""
+
+    name: str  # canonical name; both targets' names derive from it (resgen.naming)
+    op: Op
+    scope: Scope
+    role: str  # the last part of the name: conv1, bn2, shortcut_conv, fc, ...
+    origin: Path  # the spec field responsible for the layer
+    stage: int | None = None  # 1-based, for layers in residual blocks
+    block: int | None = None  # 1-based within the stage
+    # In residual blocks: which block channel counts the layer reads and writes (a BatchNorm reads
+    # and writes the same), and whether it carries the block's stride. Generated block classes and
+    # functions take these as parameters, so one definition serves every block.
+    dims: tuple[BlockDim, BlockDim] | None = None
+    carries_stride: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.op.kind
+
+
+# --- what is decided once for the whole network ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NormSettings:
+    """BatchNorm settings of every normalization layer. Momentum in Keras' convention."""
+
+    epsilon: float
+    momentum: float
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    """The residual block every stage is built from."""
+
+    kind: BlockKind
+    preactivation: bool
+    expansion: int
+    groups: int  # of the 3x3 convolution (bottleneck)
+    width_per_group: int  # inner width = planes * width_per_group // 64 * groups (bottleneck)
+    stride_on: str  # role of the branch convolution that carries the block's stride
+    stride_block: StrideBlock
+
+    def inner_width(self, planes: int) -> int:
+        if self.kind is BlockKind.BOTTLENECK:
+            return planes * self.width_per_group // 64 * self.groups
+        return planes * self.expansion
+
+
+@dataclass(frozen=True)
+class ShortcutRule:
+    """How each block's shortcut is chosen (the spec's shortcut section, decided once)."""
+
+    changing: ShortcutKind  # where the shape changes: PROJECTION or ZERO_PAD
+    stride_only: ShortcutKind  # where only the resolution changes: PROJECTION or MAX_POOL (projections)
+    first_block_projects: bool  # every stage's first block projects, even where the shape is kept
+    norm: bool  # BatchNorm after a projection
+    source: ShortcutSource  # what a projection reads
+
+    def choose(self, *, block: int, in_channels: int, out_channels: int, stride: int) -> ShortcutKind:
+        """The shortcut of the `block`-th block of a stage with this shape change."""
+        changes = stride != 1 or in_channels != out_channels
+        if self.changing is ShortcutKind.ZERO_PAD:
+            return ShortcutKind.ZERO_PAD if changes else ShortcutKind.IDENTITY
+        if self.first_block_projects and block == 1:
+            return ShortcutKind.PROJECTION
+        if not changes:
+            return ShortcutKind.IDENTITY
+        if in_channels == out_channels:
+            return self.stride_only
+        return ShortcutKind.PROJECTION
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    index: int  # 1-based
+    blocks: int
+    planes: int  # the blocks' base width (torchvision's "planes")
+    stride: int
+    out_channels: int
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    """One residual block: its shape change and the shortcut chosen for it."""
+
+    stage: int
+    block: int
+    in_channels: int
+    width: int  # inner width of a bottleneck; out_channels for a basic block
+    out_channels: int
+    stride: int
+    shortcut: ShortcutKind
+
+    @property
+    def prefix(self) -> str:
+        return f"stage{self.stage}.block{self.block}"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    description: str
+    spec_hash: str  # the spec's content hash, printed in generated files' headers
+    norm: NormSettings
+    l2: float  # Keras l2(r) on every convolution and dense kernel
+    padding: PadMode
+    block: BlockDesign
+    shortcut: ShortcutRule
+    stages: tuple[StageRecord, ...]
+    blocks: tuple[BlockRecord, ...]
+
+
+class LayerGraph:
+    """The layers of one network, in build order (a topological order, the same on every run)."""
+
+    def __init__(self, network: Network, layers: list[Layer], edges: list[tuple[str, str, int]]) -> None:
+        self.network = network
+        self.nx = nx.DiGraph(name=network.name)
+        for layer in layers:
+            self.nx.add_node(layer.name, layer=layer)
+        for source, target, index in edges:
+            self.nx.add_edge(source, target, index=index)
+        self._order = [layer.name for layer in layers]
+
+    def __iter__(self) -> Iterator[Layer]:
+        return (self.nx.nodes[name]["layer"] for name in self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nx
+
+    def __getitem__(self, name: str) -> Layer:
+        layer: Layer = self.nx.nodes[name]["layer"]
+        return layer
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._order)
+
+    @property
+    def blocks(self) -> tuple[BlockRecord, ...]:
+        return self.network.blocks
+
+    @property
+    def output(self) -> Layer:
+        return self[self._order[-1]]
+
+    @property
+    def input_hwc(self) -> tuple[int, int, int]:
+        """The input image shape as (height, width, channels)."""
+        op = self["input"].op
+        assert isinstance(op, Input)
+        return op.height, op.width, op.channels
+
+    @property
+    def classes(self) -> int:
+        """Outputs of the classifier."""
+        (dense,) = self.of_kind("dense")
+        assert isinstance(dense.op, Dense)
+        return dense.op.out_features
+
+    def inputs(self, name: str) -> list[str]:
+        """Producers of a layer's inputs, in argument order."""
+        edges = self.nx.in_edges(name, data="index")
+        return [u for u, _, _ in sorted(edges, key=lambda e: e[2])]
+
+    def consumers(self, name: str) -> list[str]:
+        return list(self.nx.successors(name))
+
+    def of_kind(self, *kinds: str) -> list[Layer]:
+        return [layer for layer in self if layer.kind in kinds]
+
+    def block_layers(self) -> dict[tuple[int, int], list[Layer]]:
+        """The layers of every residual block, keyed by (stage, block), in build order."""
+        found: dict[tuple[int, int], list[Layer]] = {}
+        for layer in self:
+            if layer.scope is Scope.STAGE:
+                assert layer.stage is not None and layer.block is not None
+                found.setdefault((layer.stage, layer.block), []).append(layer)
+        return found
+
+    def depth(self) -> int:
+        """Layers on the longest path from the input to the output."""
+        return int(nx.dag_longest_path_length(self.nx))

@@ -1,0 +1,142 @@
+"""Stage 2, second half: validate loaded data against the spec format, with located messages.
+
+pydantic reports a location inside its models; users need the field path in their own file and
+its line and column. This module turns each pydantic error into a `SpecError` at that field, with
+the hints a user needs: the field they probably meant, the kinds a union accepts, what to write
+instead of a quoted number or a YAML 1.1 boolean.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from resgen.errors import SpecError, SpecErrors
+from resgen.load import Document
+from resgen.spec import Spec
+
+_MODEL_ERRORS_AT_FIELD = {
+    # model-level rules: which field the message is about
+    "'preactivated' needs block.preactivation": ("shortcut", "source"),
+    "is a Python keyword": ("name",),
+    "is a Python builtin": ("name",),
+    "kernel_size must be odd": ("kernel_size",),
+}
+
+
+def validate(doc: Document) -> Spec:
+    """Validate loaded data into a `Spec`; raise `SpecErrors` locating every problem."""
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        errors = [_locate(doc, err) for err in exc.errors(include_url=False)]
+        ordered = sorted(set(errors), key=lambda e: (e.line or 0, e.column or 0, str(e)))
+        raise SpecErrors(ordered) from None
+
+
+def _locate(doc: Document, err: Any) -> SpecError:
+    path = _data_path(doc.data, err["loc"])
+    kind = err["type"]
+    message = err["msg"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        expected = ", ".join(repr(k) for k in _kinds_at(doc.data, path))
+        found = err.get("ctx", {}).get("tag")
+        what = f"unknown kind {found!r}" if kind == "union_tag_invalid" else "'kind' is missing"
+        return doc.error((*path, "kind") if found else path, f"{what}; expected one of: {expected}")
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+        for needle, suffix in _MODEL_ERRORS_AT_FIELD.items():
+            if needle in message and suffix[0] not in path[-1:]:
+                path = (*path, *suffix)
+                break
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(doc.data, path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+        message = f"unknown field {path[-1]!r}"
+        message += f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+        return doc.error(path, message, key=True)
+    if kind == "missing":
+        return doc.error(path, "required field is missing")
+    value = err.get("input")
+    if path in doc.quoted and isinstance(value, str) and kind in ("int_type", "float_type", "bool_type"):
+        message += f"; got the quoted string {value!r}, write it without quotes"
+    elif kind == "bool_type" and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        message += f"; {value!r} is a string in YAML 1.2, write true or false"
+    elif not isinstance(value, (dict, list)) and kind != "value_error":
+        message += f" (got {value!r})"
+    return doc.error(path, message)
+
+
+_YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Turn a pydantic error location into a path through the user's data, dropping union tags."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+            continue  # pydantic names the union member it tried; the user's data has no such level
+        if isinstance(part, str) and part.startswith(("function-", "model-")):
+            continue
+        path.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(path)
+
+
+def _model_at(data: Any, path: tuple[str | int, ...]) -> Any:
+    """The model class that holds the value at `path` (union members chosen by the data's `kind`)."""
+    model: Any = Spec
+    node = data
+    for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _model_for(model.model_fields[part].annotation, node)
+    return model
+
+
+def _allowed_fields(data: Any, parent: tuple[str | int, ...]) -> list[str]:
+    """Field names the model at `parent` accepts."""
+    model = _model_at(data, parent)
+    return list(model.model_fields) if model is not None else []
+
+
+def _kinds_at(data: Any, path: tuple[str | int, ...]) -> list[str]:
+    """The `kind` values the union field at `path` accepts."""
+    parent = _model_at(data, path[:-1]) if path else None
+    if parent is None or path[-1] not in parent.model_fields:
+        return []
+    annotation = parent.model_fields[path[-1]].annotation
+    members = getattr(annotation, "__args__", None) or (annotation,)
+    return [
+        k
+        for m in members
+        if isinstance(m, type) and issubclass(m, BaseModel)
+        for k in m.model_fields["kind"].annotation.__args__
+    ]
+
+
+def _model_for(annotation: Any, node: Any) -> Any:
+    """The model class a field holds (the union member named by ``kind``, for unions)."""
+    args = getattr(annotation, "__args__", None) or (annotation,)
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    kind = node.get("kind") if isinstance(node, dict) else None
+    for model in models:
+        if len(models) == 1 or kind in model.model_fields["kind"].annotation.__args__:
+            return model
+    return None
