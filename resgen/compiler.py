@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from resgen import load, lower, passes, spec, validation
-from resgen.errors import SpecErrors
+from resgen.errors import SpecError, SpecErrors
 from resgen.graph import LayerGraph
 
 
@@ -51,8 +52,21 @@ def compile_spec(arg: str, *, input_size: tuple[int, int] | None = None) -> Comp
 def compile_data(
     data: dict[str, Any], *, input_size: tuple[int, int] | None = None, file: str = "<dict>"
 ) -> Compiled:
-    """Compile a spec given as Python data (what a spec file holds); errors name `file`."""
-    doc = load.Document(file, data)
+    """Compile a spec given as Python data (what a spec file holds); errors name `file`.
+
+    The data goes through the same checks as a JSON file (no control or invisible characters, no
+    NaN, integers of sane length), then loses the positions of that JSON text: errors name the
+    field only.
+    """
+    try:
+        raw = json.dumps(data, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise SpecErrors([SpecError(file, (), f"not spec data (JSON-like dicts and lists): {exc}")]) from None
+    try:
+        parsed = load.parse(raw, file, json_input=True)
+    except SpecErrors as exc:  # positions in that JSON text would mean nothing to the caller
+        raise SpecErrors([dataclasses.replace(e, line=None, column=None) for e in exc.errors]) from None
+    doc = dataclasses.replace(parsed, positions={}, key_positions={})
     if input_size is not None:
         doc = with_input_size(doc, *input_size)
     return compile_document(doc)

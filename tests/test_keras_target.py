@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import resgen
 from resgen import load
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
@@ -71,11 +72,7 @@ def generated_module(name: str) -> ModuleType:
 
 def compile_at(name: str, side: int | None) -> Compiled:
     """The preset compiled as it is, or with its input resized to side x side."""
-    if side is None:
-        return compile_spec(name)
-    data = dict(load.load(name).data)
-    data["input"] = {**data["input"], "height": side, "width": side}
-    return compile_document(load.parse(json.dumps(data).encode(), f"{name}@{side}", json_input=True))
+    return resgen.compile(name, input_size=None if side is None else (side, side))
 
 
 def build_side(name: str) -> int | None:

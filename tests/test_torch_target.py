@@ -10,7 +10,6 @@ torchvision's state dicts with ``strict=True`` and give the same outputs. Specs 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections import defaultdict
 from functools import cache
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import resgen
 from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
@@ -63,9 +63,7 @@ def preset_module(name: str) -> ModuleType:
 
 def resized(compiled: Compiled, side: int) -> Compiled:
     """The same spec at another input size, compiled again (shapes and padding follow the size)."""
-    data = copy.deepcopy(compiled.doc.data)
-    data["input"]["height"] = data["input"]["width"] = side
-    return compile_document(dataclasses.replace(compiled.doc, data=data))
+    return resgen.compile(compiled, input_size=(side, side))
 
 
 def check_graph(compiled: Compiled) -> Compiled:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from resgen.backends import blocks
-from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, literal, wrap
+from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, indented, literal, wrap
 from resgen.graph import BlockRecord, Layer, LayerGraph, ShortcutKind
 from resgen.naming import keras_name
 
@@ -156,17 +156,16 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
                 runs[-1].append(record)
             else:
                 runs.append([record])
-        run_views = []
+        lines: list[str] = []
         for run in runs:
             args = _block_args(run[0], names)
             if len(run) == 1:
                 name = f'name="{prefix}{run[0].block}"'
-                lines = call_lines(f"x = {block['function']}", ["x", *args, name], 4)
-                run_views.append({"is_loop": False, "loop": "", "lines": lines})
+                lines += call_lines(f"x = {block['function']}", ["x", *args, name], 4)
             else:
-                loop = f"for i in range({run[0].block}, {run[-1].block + 1}):"
-                lines = call_lines(f"x = {block['function']}", ["x", *args, f'name=f"{prefix}{{i}}"'], 8)
-                run_views.append({"is_loop": True, "loop": loop, "lines": lines})
+                lines.append(f"for i in range({run[0].block}, {run[-1].block + 1}):")
+                call = call_lines(f"x = {block['function']}", ["x", *args, f'name=f"{prefix}{{i}}"'], 8)
+                lines += indented(call)
         strides = sorted({r.stride for r in records})
         stride = "stride 1" if strides == [1] else f"stride {max(strides)}"
         if len(records) > 1 and strides != [1]:
@@ -176,7 +175,7 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
         comment = (
             f"# Stage {stage.index} ({prefix}*): {count}, {records[-1].out_channels} channels, {stride}."
         )
-        views.append({"comment": comment, "runs": run_views})
+        views.append({"comment": comment, "lines": lines})
     return views
 
 

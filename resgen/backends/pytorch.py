@@ -240,22 +240,23 @@ def _bn_view(graph: LayerGraph) -> dict[str, Any]:
     }
 
 
-def _l2_view(graph: LayerGraph) -> dict[str, Any]:
+def _l2_lines(graph: LayerGraph) -> list[str]:
+    """The WEIGHT_DECAY constant and its explanation, after a blank line; none without L2."""
     l2 = graph.network.l2
     if not l2:
-        return {"enabled": False}
+        return []
     decay = derived_float(2 * l2)
-    return {
-        "enabled": True,
-        "weight_decay": decay,
-        "comment": comment(
+    return [
+        "",
+        *comment(
             f"L2 regularization. The spec puts Keras' l2({literal(l2)}) on every convolution and dense "
             f"kernel, adding {literal(l2)} * sum(w ** 2) to the loss; its gradient is 2 * {literal(l2)} * w, "
             f"which is torch weight decay {decay} on exactly those weights. torch has no per-layer "
             "regularizer: give the optimizer param_groups(model) instead of a global weight_decay.",
             0,
         ),
-    }
+        f"WEIGHT_DECAY = {decay}",
+    ]
 
 
 def _helpers_view(graph: LayerGraph, ctx: Context, shared_bias: bool | None) -> dict[str, Any]:
@@ -328,9 +329,16 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     return {
         "module_doc": _module_doc(graph, analysis),
         "bn": _bn_view(graph),
-        "l2": _l2_view(graph),
-        "tf_same": tf_same,
-        "zero_pad": any(b.shortcut == "zero_pad" for b in graph.blocks),
+        "l2_lines": _l2_lines(graph),
+        "helper_sections": [
+            *(["torch/conv2d_same.py.j2"] if tf_same else []),
+            *(
+                ["torch/zero_pad_shortcut.py.j2"]
+                if any(b.shortcut == "zero_pad" for b in graph.blocks)
+                else []
+            ),
+        ],
+        "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
         **_helpers_view(graph, ctx, shared_bias),
         "block": block,
         "model": {

@@ -361,8 +361,19 @@ def fuse_view(graph: LayerGraph, block_class: str, model_class: str) -> dict[str
         for owner, pairs in ((model_class, model_pairs), (block_class, block_pairs))
         if pairs
     ]
+    head = "CONV_BN_PAIRS: dict[type[nn.Module], list[tuple[str, str]]] = {"
+    table = [f"{head}}}"]
+    if owners:
+        table = [head]
+        for owner in owners:
+            table += [
+                f"    {owner['name']}: [",
+                *(f"        ({c}, {b})," for c, b in owner["pairs"]),
+                "    ],",
+            ]
+        table.append("}")
     return {
-        "owners": owners,
+        "table": table,
         "comment": comment(
             "Each convolution whose output only a BatchNorm reads, by the class that owns both: "
             "fuse_batchnorm folds these BatchNorms into their convolutions. Other BatchNorms "

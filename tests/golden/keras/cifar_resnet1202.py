@@ -16,8 +16,8 @@ from keras import layers
 DESCRIPTION = "ResNet-1202 for CIFAR-10 (He et al. 2015), option A shortcuts"
 INPUT_SHAPE = (32, 32, 3)  # (height, width, channels), as the spec states it
 # Keras builds, calls and saves a functional model by walking its graph recursively,
-# about one frame per layer: 4205 layers deep, this one needs more than Python's
-# default limit.
+# about one frame per layer: 4205 layers deep, this one needs more than Python's default
+# limit.
 RECURSION_LIMIT = 10000
 
 
