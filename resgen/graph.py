@@ -65,8 +65,16 @@ class ShortcutKind(StrEnum):
 
     IDENTITY = "identity"
     PROJECTION = "projection"  # 1x1 convolution (and BatchNorm)
+    POOLED_PROJECTION = "pooled_projection"  # 2x2 average pool, then 1x1 convolution (timm avg_down)
     MAX_POOL = "max_pool"  # 1x1 max-pool: only the resolution changes (keras.applications V2)
     ZERO_PAD = "zero_pad"  # option A: subsample and add zero channels (He et al. 2015)
+
+
+class PadValue(StrEnum):
+    """What a max-pool's padding holds."""
+
+    ZEROS = "zeros"  # keras.applications' ZeroPadding2D
+    NEG_INF = "-inf"  # torch's nn.MaxPool2d
 
 
 class BlockDim(StrEnum):
@@ -120,20 +128,25 @@ class ReLU:
 
 @dataclass(frozen=True)
 class MaxPool:
-    """Max-pooling of a zero-padded input (padding on every side)."""
+    """Max-pooling of an input padded on every side with `pad_value`."""
 
     kind: ClassVar[str] = "max_pool"
     kernel_size: int
     stride: int
     padding: int
     input_nonnegative: bool  # after a ReLU: padding with zeros or with -inf gives the same result
+    pad_value: PadValue = PadValue.ZEROS
 
 
 @dataclass(frozen=True)
 class AvgPool:
+    """Average pooling without padding; in ceil mode a last, partial window covers the edge and
+    averages only the pixels it covers (torch's ceil_mode=True, count_include_pad=False)."""
+
     kind: ClassVar[str] = "avg_pool"
     kernel_size: int
     stride: int
+    ceil_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,19 +269,21 @@ class ShortcutRule:
     first_block_projects: bool  # every stage's first block projects, even where the shape is kept
     norm: bool  # BatchNorm after a projection
     source: ShortcutSource  # what a projection reads
+    avg_down: bool = False  # a projection in a strided block pools first (POOLED_PROJECTION)
 
     def choose(self, *, block: int, in_channels: int, out_channels: int, stride: int) -> ShortcutKind:
         """The shortcut of the `block`-th block of a stage with this shape change."""
         changes = stride != 1 or in_channels != out_channels
         if self.changing is ShortcutKind.ZERO_PAD:
             return ShortcutKind.ZERO_PAD if changes else ShortcutKind.IDENTITY
+        project = ShortcutKind.POOLED_PROJECTION if self.avg_down and stride != 1 else ShortcutKind.PROJECTION
         if self.first_block_projects and block == 1:
-            return ShortcutKind.PROJECTION
+            return project
         if not changes:
             return ShortcutKind.IDENTITY
-        if in_channels == out_channels:
-            return self.stride_only
-        return ShortcutKind.PROJECTION
+        if in_channels == out_channels and self.stride_only is ShortcutKind.MAX_POOL:
+            return ShortcutKind.MAX_POOL
+        return project
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from resgen.graph import (
     NormSettings,
     Op,
     PadMode,
+    PadValue,
     ReLU,
     Scope,
     ShortcutKind,
@@ -41,7 +42,7 @@ from resgen.graph import (
     StrideBlock,
     ZeroPadShortcut,
 )
-from resgen.spec import BottleneckBlock, ProjectionShortcut, Spec
+from resgen.spec import BottleneckBlock, ConvStem, DeepStem, ProjectionShortcut, Spec
 from resgen.spec import ZeroPadShortcut as ZeroPadSpec
 
 
@@ -69,6 +70,7 @@ def network_of(spec: Spec) -> Network:
             first_block_projects=sc.when == "first_block",
             norm=sc.norm,
             source=ShortcutSource(sc.source),
+            avg_down=sc.downsample == "avg_pool",
         )
     stages = tuple(
         StageRecord(i, s.blocks, s.filters, s.stride, s.filters * blk.expansion)
@@ -168,18 +170,32 @@ def lower(spec: Spec) -> LayerGraph:
 def _stem(b: _Builder, x: str) -> tuple[str, int]:
     stem = b.spec.stem
     b.scope = Scope.STEM
-    if stem.input_norm:
-        x = b.bn("stem.input_bn", x, b.spec.input.channels, ("stem", "input_norm"))
     cin = b.spec.input.channels
-    x = b.conv("stem.conv", x, ("stem",), cin=cin, cout=stem.filters, k=stem.kernel_size, stride=stem.stride)
-    if stem.norm:
-        x = b.bn("stem.bn", x, stem.filters, ("stem", "norm"))
-        x = b.relu("stem.relu", x, ("stem", "norm"))
+    if isinstance(stem, DeepStem):
+        # 3x3 convolutions; BatchNorm + ReLU between them, and after the last one below
+        for i, width in enumerate(stem.widths, start=1):
+            if i > 1:
+                x = b.bn(f"stem.bn{i - 1}", x, cin, ("stem", "widths", i - 2))
+                x = b.relu(f"stem.relu{i - 1}", x, ("stem", "widths", i - 2))
+            stride = stem.stride if i == 1 else 1
+            x = b.conv(f"stem.conv{i}", x, ("stem", "widths", i - 1), cin=cin, cout=width, k=3, stride=stride)
+            cin = width
+        norm = True
+    else:
+        if stem.input_norm:
+            x = b.bn("stem.input_bn", x, cin, ("stem", "input_norm"))
+        x = b.conv(
+            "stem.conv", x, ("stem",), cin=cin, cout=stem.filters, k=stem.kernel_size, stride=stem.stride
+        )
+        cin, norm = stem.filters, stem.norm
+    if norm:
+        x = b.bn("stem.bn", x, cin, ("stem", "norm") if isinstance(stem, ConvStem) else ("stem",))
+        x = b.relu("stem.relu", x, ("stem", "norm") if isinstance(stem, ConvStem) else ("stem",))
     if stem.pool is not None:
         pool = stem.pool
-        op = MaxPool(pool.kernel_size, pool.stride, pool.padding, input_nonnegative=stem.norm)
+        op = MaxPool(pool.kernel_size, pool.stride, pool.padding, norm, PadValue(pool.pad_with))
         x = b.add("stem.pool", op, (x,), ("stem", "pool"))
-    return x, stem.filters
+    return x, cin
 
 
 def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[str, BlockRecord]:
@@ -236,8 +252,14 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
             x = b.bn(f"{p}.bn2", x, cout, at, OUT)
 
     shortcut = block_in
-    if kind is ShortcutKind.PROJECTION:
+    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION):
         source = preact if rule.source is ShortcutSource.PREACTIVATED else block_in
+        conv_stride = stride
+        if kind is ShortcutKind.POOLED_PROJECTION:
+            pool = AvgPool(kernel_size=2, stride=stride, ceil_mode=True)
+            origin = ("shortcut", "downsample")
+            source = b.add(f"{p}.shortcut_pool", pool, (source,), origin, (IN, IN), carries_stride=True)
+            conv_stride = 1
         shortcut = b.conv(
             f"{p}.shortcut_conv",
             source,
@@ -245,15 +267,15 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
             cin=cin,
             cout=cout,
             k=1,
-            stride=stride,
+            stride=conv_stride,
             dims=(IN, OUT),
-            carries_stride=True,
+            carries_stride=kind is ShortcutKind.PROJECTION,
         )
         if rule.norm:
             shortcut = b.bn(f"{p}.shortcut_bn", shortcut, cout, ("shortcut", "norm"), OUT)
     elif kind is ShortcutKind.MAX_POOL:
         op = MaxPool(kernel_size=1, stride=stride, padding=0, input_nonnegative=False)
-        origin: Path = ("shortcut", "stride_only")
+        origin = ("shortcut", "stride_only")
         shortcut = b.add(f"{p}.shortcut_pool", op, (block_in,), origin, (IN, IN), carries_stride=True)
     elif kind is ShortcutKind.ZERO_PAD:
         extra = max(cout - cin, 0)  # fewer channels: reported by the shape pass as a mismatch

@@ -55,6 +55,13 @@ _TORCH_BLOCK = {
     "relu2": "relu",
     "out_relu": "relu",
 }
+# timm's avg_down shortcut: nn.Sequential(pool or nn.Identity(), conv, BatchNorm), in every block of
+# such a network, so its convolution is downsample.1 even where the block does not stride.
+_TIMM_AVG_DOWN = {
+    "shortcut_pool": "downsample.0",
+    "shortcut_conv": "downsample.1",
+    "shortcut_bn": "downsample.2",
+}
 _KERAS_BLOCK = {
     "preact_bn": "preact_bn",
     "preact_relu": "preact_relu",
@@ -70,21 +77,31 @@ _KERAS_BLOCK = {
 _TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax"})
 
 
-def torch_path(layer: Layer) -> str:
-    """Module path of a layer in the torch target (torchvision's scheme)."""
+def torch_path(graph: LayerGraph, name: str) -> str:
+    """Module path of a layer in the torch target (torchvision's scheme, timm's for what timm adds)."""
+    layer = graph[name]
     if layer.kind in _TORCH_FUNCTIONAL:
         raise ValueError(f"{layer.name} is computed by a function in the torch target, not a module")
     role = layer.role
     if layer.scope is Scope.STEM:
-        return _TORCH_STEM[role]
+        return _TORCH_STEM.get(role) or _deep_stem_path(role)
     if layer.scope is Scope.HEAD:
         return _TORCH_HEAD[role]
-    return f"layer{layer.stage}.{(layer.block or 1) - 1}.{_TORCH_BLOCK.get(role, role)}"
+    block = f"layer{layer.stage}.{(layer.block or 1) - 1}"
+    if graph.network.shortcut.avg_down and role in _TIMM_AVG_DOWN:
+        return f"{block}.{_TIMM_AVG_DOWN[role]}"
+    return f"{block}.{_TORCH_BLOCK.get(role, role)}"
 
 
-def torch_module(layer: Layer) -> str | None:
+def _deep_stem_path(role: str) -> str:
+    """timm's deep stem is one nn.Sequential, conv1: conv, BatchNorm, ReLU, conv, ... (conv2 -> conv1.3)."""
+    kind, index = role.rstrip("0123456789"), int(role[len(role.rstrip("0123456789")) :])
+    return f"conv1.{3 * (index - 1) + {'conv': 0, 'bn': 1, 'relu': 2}[kind]}"
+
+
+def torch_module(graph: LayerGraph, name: str) -> str | None:
     """The module path that computes a layer in the torch target; None where a function does."""
-    return None if layer.kind in _TORCH_FUNCTIONAL else torch_path(layer)
+    return None if graph[name].kind in _TORCH_FUNCTIONAL else torch_path(graph, name)
 
 
 def keras_name(graph: LayerGraph, name: str) -> str:
@@ -117,7 +134,10 @@ def _keras_name(layer: Layer, *, preactivation: bool) -> str:
     if layer.scope is Scope.INPUT:
         return "input"
     if layer.scope is Scope.STEM:
-        return _KERAS_STEM[role]
+        if role in _KERAS_STEM:
+            return _KERAS_STEM[role]
+        kind, index = role.rstrip("0123456789"), role[len(role.rstrip("0123456789")) :]
+        return f"conv1_{index}_{kind}"  # a deep stem's conv2 -> conv1_2_conv
     if layer.scope is Scope.HEAD:
         return _KERAS_HEAD[role]
     prefix = f"conv{(layer.stage or 0) + 1}_block{layer.block}"

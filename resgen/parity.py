@@ -131,7 +131,7 @@ RESIDUAL_BRANCH_SCALE = 0.2
 def _branch_ends(compiled: Compiled) -> list[str]:
     """torch paths of the last weighted layer of every residual branch (what feeds each addition)."""
     graph = compiled.graph
-    return [torch_path(graph[graph.inputs(add.name)[0]]) for add in graph.of_kind("add")]
+    return [torch_path(graph, graph.inputs(add.name)[0]) for add in graph.of_kind("add")]
 
 
 # --- transfer and forward ----------------------------------------------------------------------------

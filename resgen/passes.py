@@ -170,12 +170,21 @@ def _max_pool(op: MaxPool, ins: list[Shape]) -> tuple[Shape, Pads]:
 
 def _avg_pool(op: AvgPool, ins: list[Shape]) -> tuple[Shape, None]:
     c, h, w = _spatial(ins[0], "avg_pool")
-    oh, ow = conv_out(h, op.kernel_size, op.stride, 0), conv_out(w, op.kernel_size, op.stride, 0)
+    k, s = op.kernel_size, op.stride
+    if op.ceil_mode:
+        oh, ow = pool_out_ceil(h, k, s), pool_out_ceil(w, k, s)
+    else:
+        oh, ow = conv_out(h, k, s, 0), conv_out(w, k, s, 0)
     if oh < 1 or ow < 1:
-        raise _ShapeError(
-            f"a {op.kernel_size}x{op.kernel_size} average pool does not fit the {h}x{w} feature map"
-        )
+        raise _ShapeError(f"a {k}x{k} average pool does not fit the {h}x{w} feature map")
     return (c, oh, ow), None
+
+
+def pool_out_ceil(size: int, kernel: int, stride: int) -> int:
+    """Output side of an unpadded pool in ceil mode: a last, partial window covers the edge, but
+    never starts outside the input (torch's rule; TensorFlow's "same" gives ceil(size / stride))."""
+    out = -(-(size - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size else out
 
 
 def _global_avg_pool(op: Any, ins: list[Shape]) -> tuple[Shape, None]:

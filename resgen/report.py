@@ -25,7 +25,7 @@ def summary(compiled: Compiled) -> dict[str, Any]:
             {
                 "name": layer.name,
                 "op": layer.kind,
-                "torch": torch_module(layer),
+                "torch": torch_module(graph, layer.name),
                 "keras": keras_name(graph, layer.name),
                 "output_shape": list(facts.shape),
                 "params": facts.params,

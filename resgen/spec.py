@@ -67,14 +67,17 @@ class BatchNorm(_Model):
 
 
 class MaxPool(_Model):
-    """Max-pooling after the stem convolution, padded with zeros."""
+    """Max-pooling after the stem."""
 
     kernel_size: int = Field(default=3, ge=1, le=15)
     """Pooling window side."""
     stride: int = Field(default=2, ge=1, le=8)
     """Pooling stride."""
     padding: int = Field(default=1, ge=0, le=7)
-    """Zero padding on every side before pooling."""
+    """Padding on every side before pooling."""
+    pad_with: Literal["zeros", "-inf"] = "zeros"
+    """What the padding holds: zeros (keras.applications' ZeroPadding2D) or -inf (torch's nn.MaxPool2d,
+    as torchvision and timm use it). The two differ only where the pooled input can be negative."""
 
 
 class ConvStem(_Model):
@@ -103,7 +106,22 @@ class ConvStem(_Model):
         return self
 
 
-Stem = Annotated[ConvStem, Field(discriminator="kind")]
+class DeepStem(_Model):
+    """3x3 convolutions in place of one large one, each but the last followed by BatchNorm + ReLU, then
+    BatchNorm + ReLU and an optional max-pool: timm's deep stems (He et al. 2019, "Bag of Tricks":
+    ResNet-C, -D and -S use widths w, w, 2w; the tiered stems of timm's ResNet-T use 3w/4, w, 2w)."""
+
+    kind: Literal["deep"]
+    """Stem kind."""
+    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field(min_length=2, max_length=4)
+    """Output channels of each 3x3 convolution; the last is the stem's output width."""
+    stride: int = Field(default=2, ge=1, le=8)
+    """Stride of the first convolution (the others have stride 1)."""
+    pool: MaxPool | None = None
+    """Max-pool after the stem; null for none."""
+
+
+Stem = Annotated[ConvStem | DeepStem, Field(discriminator="kind")]
 
 
 class Stage(_Model):
@@ -166,6 +184,10 @@ class ProjectionShortcut(_Model):
     """Project only where the shape changes, or on the first block of every stage (keras V1, the seed)."""
     stride_only: Literal["project", "max_pool"] = "project"
     """Where only the resolution changes: project, or subsample with a 1x1 max-pool (keras V2)."""
+    downsample: Literal["conv", "avg_pool"] = "conv"
+    """Where the block strides: the 1x1 convolution strides (torchvision), or a 2x2 average pool
+    (ceil mode, padding not counted) subsamples first and the convolution has stride 1 (timm's
+    avg_down, the ResNet-D shortcut of He et al. 2019)."""
 
 
 class ZeroPadShortcut(_Model):
@@ -258,11 +280,19 @@ class Spec(_Model):
             and not self.block.preactivation
         ):
             raise ValueError("'preactivated' needs block.preactivation: true; use 'input'")
+        if (
+            isinstance(self.shortcut, ProjectionShortcut)
+            and self.shortcut.downsample == "avg_pool"
+            and self.shortcut.stride_only == "max_pool"
+        ):
+            raise ValueError("downsample 'avg_pool' already subsamples; use stride_only: project")
         return self
 
     def canonical_json(self) -> str:
-        """The spec with every default spelled out, keys sorted: equal for equal networks."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The spec without the fields left at their defaults, keys sorted: equal for equal networks
+        however they are written, and unchanged when a later version adds an optional field."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]

@@ -23,6 +23,7 @@ _MODEL_ERRORS_AT_FIELD = {
     "is a Python keyword": ("name",),
     "is a Python builtin": ("name",),
     "kernel_size must be odd": ("kernel_size",),
+    "downsample 'avg_pool' already subsamples": ("shortcut", "stride_only"),
 }
 
 

@@ -71,7 +71,7 @@ def weight_slots(compiled: Compiled) -> list[WeightSlot]:
                 WeightSlot(
                     node=layer.name,
                     op=layer.kind,
-                    torch_key=f"{torch_path(layer)}.{torch_suffix}",
+                    torch_key=f"{torch_path(graph, layer.name)}.{torch_suffix}",
                     keras_layer=keras_name(graph, layer.name),
                     keras_index=index,
                     role=role,
@@ -86,7 +86,8 @@ def weight_slots(compiled: Compiled) -> list[WeightSlot]:
 
 def torch_buffers_without_keras(compiled: Compiled) -> list[str]:
     """State-dict keys with no Keras counterpart (BatchNorm's num_batches_tracked)."""
-    return [f"{torch_path(layer)}.num_batches_tracked" for layer in compiled.graph.of_kind("batch_norm")]
+    graph = compiled.graph
+    return [f"{torch_path(graph, bn.name)}.num_batches_tracked" for bn in graph.of_kind("batch_norm")]
 
 
 def _shapes(op: Any, in_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:

@@ -35,6 +35,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_parity.py",
         "test_performance_options.py",
         "test_torch_target.py",
+        "test_timm_family.py",
         "test_weights.py",
     }
 )

@@ -46,6 +46,7 @@ GOLDEN_PRESETS = (
     "preact_resnet164",
     "rosebrock_cifar10",
     "rosebrock_tiny_imagenet",
+    "resnet50d",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:
@@ -61,6 +62,17 @@ DEEP_PRESETS = frozenset(
         "keras_resnet152v2",
         "cifar_resnet1202",
         "preact_resnet1001",
+        # timm's family: resnet10t, resnet18d, resnet26d, resnet26t and resnet50c cover its code paths
+        "resnet14t",
+        "resnet26",
+        "resnet34d",
+        "resnet50d",
+        "resnet50s",
+        "resnet50t",
+        "resnet101d",
+        "resnet152d",
+        "resnet200d",
+        "resnext50d_32x4d",
     }
 )
 

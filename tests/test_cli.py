@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from resgen import load
 from tests.helpers import ROOT
 from tests.helpers import run_cli as run
 
@@ -59,10 +60,12 @@ def test_schema_is_json_schema_with_docs() -> None:
     assert schema["$defs"]["BottleneckBlock"]["additionalProperties"] is False
 
 
-def test_presets_lists_all_26() -> None:
+def test_presets_lists_every_shipped_spec() -> None:
     code, out, _ = run("presets")
     assert code == 0
-    assert len(out.splitlines()) == 26 and out.startswith("cifar_resnet110")
+    assert [line.split()[0] for line in out.splitlines()] == load.preset_names()
+    assert len(out.splitlines()) == 41 and out.startswith("cifar_resnet110")
+    assert "resnet50d " in out and "timm's resnet50d" in out
 
 
 def test_unknown_preset_is_exit_2() -> None:

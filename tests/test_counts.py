@@ -48,6 +48,23 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     # Source: the seed's ResNet.build (Rosebrock) with stages (3,4,6), filters (64,128,256,512), 64x64x3,
     # 200 classes, dataset='tiny_imagenet'; rebuilt in Keras 3
     "rosebrock_tiny_imagenet": (2_252_046, 13_702, None),
+    # Source: timm 1.0.31, timm.create_model(NAME, pretrained=False): learnable parameters, BatchNorm
+    # running_mean + running_var (num_batches_tracked excluded)
+    "resnet10t": (5_435_488, 5_872, None),
+    "resnet14t": (10_081_632, 19_440, None),
+    "resnet18d": (11_708_744, 9_728, None),
+    "resnet26": (15_995_176, 30_848, None),
+    "resnet26d": (16_014_408, 30_976, None),
+    "resnet26t": (16_011_872, 30_960, None),
+    "resnet34d": (21_816_904, 17_152, None),
+    "resnet50c": (25_576_264, 53_248, None),
+    "resnet50d": (25_576_264, 53_248, None),
+    "resnet50s": (25_680_808, 53_504, None),
+    "resnet50t": (25_573_728, 53_232, None),
+    "resnet101d": (44_568_392, 105_472, None),
+    "resnet152d": (60_212_040, 151_552, None),
+    "resnet200d": (64_693_064, 176_128, None),
+    "resnext50d_32x4d": (25_048_136, 68_352, None),
 }
 
 

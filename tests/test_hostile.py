@@ -91,7 +91,7 @@ def torch_expected_shapes(compiled: Compiled) -> dict[str, list[tuple[int, ...]]
         shape = analysis.shape(layer.name)
         if layer.kind == "global_avg_pool":
             shape = (*shape, 1, 1)  # torchvision pools to (C, 1, 1) and flattens in forward
-        expected[torch_path(layer)].append(shape)
+        expected[torch_path(graph, layer.name)].append(shape)
     for (stage, block), name in block_outputs(compiled).items():
         shape = analysis.shape(name)
         expected[f"layer{stage}.{block - 1}"].append(shape)

@@ -54,6 +54,22 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "preact_resnet1001": None,
     "rosebrock_cifar10": (33, 47),
     "rosebrock_tiny_imagenet": (65, 71),
+    # timm's family at odd sizes: ceil-mode average pools have a partial window at the edge there
+    "resnet10t": (97, 71),
+    "resnet14t": (65, 47),
+    "resnet18d": (65, 47),
+    "resnet26": (65, 47),
+    "resnet26d": (97, 71),
+    "resnet26t": (65, 47),
+    "resnet34d": (65, 47),
+    "resnet50c": (65, 47),
+    "resnet50d": (65, 47),
+    "resnet50s": (65, 47),
+    "resnet50t": (65, 47),
+    "resnet101d": (49, 47),
+    "resnet152d": (49, 47),
+    "resnet200d": (49, 47),
+    "resnext50d_32x4d": (65, 47),
 }
 
 

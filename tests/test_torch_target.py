@@ -80,7 +80,7 @@ def assert_matches_graph(model: Any, module: ModuleType, compiled: Compiled, bat
     modules = dict(model.named_modules())
     expected: dict[str, list[tuple[int, ...]]] = defaultdict(list)
     for layer in graph:
-        path = torch_module(layer)
+        path = torch_module(graph, layer.name)
         if path is None:
             assert layer.kind in FUNCTIONAL, f"{layer.name}: no module"
             continue
@@ -116,7 +116,7 @@ def assert_matches_graph(model: Any, module: ModuleType, compiled: Compiled, bat
     stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     assert stats == counts["non_trainable_params"]
     with_params = {p for p, m in modules.items() if any(True for _ in m.parameters(recurse=False))}
-    graph_params = {torch_path(x) for x in graph if analysis[x.name].params}
+    graph_params = {torch_path(graph, x.name) for x in graph if analysis[x.name].params}
     assert with_params == graph_params
 
 

@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 SHORTCUT_ORDER = (
     ShortcutKind.PROJECTION,
+    ShortcutKind.POOLED_PROJECTION,
     ShortcutKind.MAX_POOL,
     ShortcutKind.ZERO_PAD,
     ShortcutKind.IDENTITY,
@@ -30,6 +31,7 @@ SHORTCUT_ORDER = (
 SHORTCUT_ROLES = {
     ShortcutKind.IDENTITY: (),
     ShortcutKind.PROJECTION: ("shortcut_conv", "shortcut_bn"),
+    ShortcutKind.POOLED_PROJECTION: ("shortcut_pool", "shortcut_conv", "shortcut_bn"),
     ShortcutKind.MAX_POOL: ("shortcut_pool",),
     ShortcutKind.ZERO_PAD: ("shortcut_pad",),
 }
@@ -82,8 +84,8 @@ def check_shortcut_layers(graph: LayerGraph) -> None:
     norm = graph.network.shortcut.norm
     for record in graph.blocks:
         expected = SHORTCUT_ROLES[record.shortcut]
-        if record.shortcut is ShortcutKind.PROJECTION and not norm:
-            expected = expected[:1]
+        if record.shortcut in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION) and not norm:
+            expected = expected[:-1]
         roles = tuple(x.role for x in layers[(record.stage, record.block)] if is_shortcut(x))
         if roles != expected:
             raise CodegenError(f"block {record.prefix} has shortcut layers {roles}, expected {expected}")

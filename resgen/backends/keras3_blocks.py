@@ -40,10 +40,12 @@ def block_name(graph: LayerGraph, layers: list[Layer]) -> str:
 
 
 def _describe_shortcut(graph: LayerGraph, kind: ShortcutKind, roles: dict[str, Layer]) -> str:
-    if kind is ShortcutKind.PROJECTION:
-        conv = roles["shortcut_conv"]
-        source = graph[graph.inputs(conv.name)[0]].role
+    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION):
+        first = roles["shortcut_pool" if kind is ShortcutKind.POOLED_PROJECTION else "shortcut_conv"]
+        source = graph[graph.inputs(first.name)[0]].role
         text = "a 1x1 convolution"
+        if kind is ShortcutKind.POOLED_PROJECTION:
+            text = "a 2x2 average pool (ceil mode), then a 1x1 convolution"
         if "shortcut_bn" in roles:
             text += " and BatchNorm"
         return text + (" of the pre-activated input" if source == "preact_relu" else " of the input")

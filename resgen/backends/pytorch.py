@@ -24,7 +24,7 @@ from typing import Any
 
 from resgen.backends import pytorch_blocks
 from resgen.codegen import CodegenError, call_lines, comment, derived_float, docstring, literal, plural
-from resgen.graph import OPS, Conv2d, Layer, LayerGraph, MaxPool, PadMode, Scope
+from resgen.graph import OPS, Conv2d, Layer, LayerGraph, MaxPool, PadMode, PadValue, Scope
 from resgen.naming import torch_path
 from resgen.passes import Analysis
 
@@ -44,6 +44,7 @@ class Code:
     attr: str | None  # module attribute (torchvision path), None for functional ops
     init: list[str] = field(default_factory=list)  # lines in __init__ (comments included)
     forward: list[str] = field(default_factory=list)  # lines in forward, reading and writing `x`
+    ctor: str = ""  # the module's constructor call, for a place in an nn.Sequential
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ Handler = Callable[[Layer, Context], Code]
 
 
 def _module(layer: Layer, head: str, args: Sequence[str], ctx: Context, notes: Sequence[str] = ()) -> Code:
-    attr = torch_path(layer)
+    attr = torch_path(ctx.graph, layer.name)
     lines = [line for note in notes for line in comment(note, ctx.indent)]
     lines += call_lines(f"self.{attr} = {head}", args, ctx.indent)
-    return Code(attr, lines, [f"x = self.{attr}(x)"])
+    return Code(attr, lines, [f"x = self.{attr}(x)"], f"{head}({', '.join(args)})")
 
 
 def _input(layer: Layer, ctx: Context) -> Code:
@@ -112,8 +113,8 @@ def _max_pool(layer: Layer, ctx: Context) -> Code:
     pool = [f"kernel_size={k}", f"stride={s}"]
     if p == 0:
         return _module(layer, "nn.MaxPool2d", pool, ctx)
-    if op.input_nonnegative:
-        # after a ReLU, nn.MaxPool2d's -inf padding and the spec's zero padding give the same result
+    if op.pad_value is PadValue.NEG_INF or op.input_nonnegative:
+        # nn.MaxPool2d pads with -inf; after a ReLU, zero padding gives the same result
         return _module(layer, "nn.MaxPool2d", [*pool, f"padding={p}"], ctx)
     note = (
         "The spec pads with zeros before pooling; nn.MaxPool2d would pad with -inf, which differs "
@@ -208,18 +209,33 @@ assert set(HANDLERS) == set(OPS), "every op kind needs a handler"
 
 
 def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], list[str]]:
-    """__init__ and forward lines of the stem or the head, layer by layer in graph order."""
+    """__init__ and forward lines of the stem or the head, layer by layer in graph order.
+
+    Layers whose paths are places in one nn.Sequential (timm's deep stem: conv1.0, conv1.1, ...)
+    become that Sequential, built in one statement and called once.
+    """
     init: list[str] = []
     forward: list[str] = []
-    for layer in ctx.graph:
-        if layer.scope is not scope:
+    codes = [HANDLERS[x.kind](x, ctx) for x in ctx.graph if x.scope is scope]
+    i = 0
+    while i < len(codes):
+        code = codes[i]
+        parent, _, index = (code.attr or "").partition(".")
+        if index.isdigit():
+            run = [c for c in codes[i:] if (c.attr or "").partition(".")[0] == parent]
+            if [c.attr for c in run] != [f"{parent}.{n}" for n in range(len(run))]:
+                raise CodegenError(f"{parent}: the places of its nn.Sequential are not 0, 1, 2, ...")
+            init += ["self." + parent + " = nn.Sequential(", *(f"    {c.ctor}," for c in run), ")"]
+            forward.append(f"x = self.{parent}(x)")
+            seen.add(parent)
+            i += len(run)
             continue
-        code = HANDLERS[layer.kind](layer, ctx)
         if code.attr is None or code.attr not in seen:  # one module per path (a ReLU is reused)
             init += code.init
         if code.attr is not None:
             seen.add(code.attr)
         forward += code.forward
+        i += 1
     return init, forward
 
 

@@ -71,7 +71,7 @@ def _block_conv(layer: Layer, design: BlockDesign, shared_bias: bool | None) -> 
 
 def _preact_shortcut_lines(graph: LayerGraph) -> list[str]:
     """How a pre-activation block feeds its shortcut module, from the graph's edges."""
-    sources = blocks.shortcut_sources(graph)
+    sources = {(_plain(kind), reads) for kind, reads in blocks.shortcut_sources(graph)}
     if sources and sources <= {(ShortcutKind.PROJECTION, True)}:
         return [
             "# A projection shortcut reads the pre-activated input (He et al. 2016).",
@@ -90,6 +90,11 @@ def _preact_shortcut_lines(graph: LayerGraph) -> list[str]:
             "    identity = self.downsample(out)",
         ]
     raise CodegenError(f"shortcut sources {sorted(sources)} have no torch form")
+
+
+def _plain(kind: ShortcutKind) -> ShortcutKind:
+    """A pooled projection feeds the block's shortcut module as a projection does."""
+    return ShortcutKind.PROJECTION if kind is ShortcutKind.POOLED_PROJECTION else kind
 
 
 def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | None) -> Any:
@@ -262,6 +267,24 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         *(["    norm(out_planes),"] if rule.norm else []),
         ")",
     ]
+    if rule.avg_down:
+        conv = _conv_call("conv1x1", ["self.in_planes", "out_planes"], bias, shared_bias)
+        project = [
+            *comment(
+                "timm's avg_down (ResNet-D, He et al. 2019): a 2x2 average pool subsamples, so the "
+                "1x1 convolution sees every pixel. Where the block does not stride, nn.Identity() "
+                "keeps timm's module places (downsample.1 is the convolution).",
+                8,
+            ),
+            "pool = nn.Identity()",
+            "if stride != 1:",
+            "    pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)",
+            "return nn.Sequential(",
+            "    pool,",
+            f"    {conv},",
+            *(["    norm(out_planes),"] if rule.norm else []),
+            ")",
+        ]
     unchanged = ["if stride == 1 and self.in_planes == out_planes:", "    return None"]
     body: list[str] = []
     if zero_pad:
@@ -323,7 +346,7 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
         conv = graph[source]
         if conv.kind != "conv2d" or len(graph.consumers(source)) != 1:
             continue
-        pair = (torch_path(conv), torch_path(bn))
+        pair = (torch_path(graph, conv.name), torch_path(graph, bn.name))
         where = (bn.stage, bn.block)
         if bn.stage is None or (conv.stage, conv.block) != where:
             model_pairs.append(pair)
@@ -334,7 +357,7 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
             block_pairs.append(pair)
     # The table is per class: a pair must hold in every block that has both modules.
     for (stage, block), layers in graph.block_layers().items():
-        present = {_in_block(torch_path(x)) for x in layers if x.kind not in ("add",)}
+        present = {_in_block(torch_path(graph, x.name)) for x in layers if x.kind not in ("add",)}
         for pair in block_pairs:
             if set(pair) <= present and pair not in held.get((stage, block), set()):
                 raise CodegenError(f"{pair} folds in some blocks but not in stage{stage}.block{block}")

@@ -1,0 +1,156 @@
+"""timm's ResNet family (ResNet-C/D/S/T, He et al. 2019's "Bag of Tricks" variants): the generated
+torch module loads timm's state dict with ``strict=True`` (timm's module paths) and computes timm's
+function, at odd input sizes where ceil-mode average pools have a partial window; deep stems and
+average-pool shortcuts pass parity both ways (tests/test_parity.py), and the harness fails when
+their conventions are planted wrong.
+
+timm builds its models with ``pretrained=False``: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import resgen
+from resgen import parity
+from resgen.importing import import_generated
+from tests.helpers import preset_params
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+TIMM_PRESETS = [
+    "resnet10t",
+    "resnet14t",
+    "resnet18d",
+    "resnet26",
+    "resnet26d",
+    "resnet26t",
+    "resnet34d",
+    "resnet50c",
+    "resnet50d",
+    "resnet50s",
+    "resnet50t",
+    "resnet101d",
+    "resnet152d",
+    "resnet200d",
+    "resnext50d_32x4d",
+]
+
+
+def random_state(model: Any, seed: int) -> dict[str, Any]:
+    """timm's state dict with every float tensor random (BatchNorm statistics far from 0 and 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    for key, value in state.items():
+        if value.dtype.is_floating_point:
+            state[key] = torch.randn(value.shape, generator=gen) * 0.1
+            if key.endswith("running_var"):
+                state[key] = state[key].abs() + 0.5
+            elif key.endswith(".weight") and value.dim() == 1:
+                state[key] += 1.0  # BatchNorm scales near 1
+    return state
+
+
+def compare_with_timm(name: str, size: tuple[int, int]) -> tuple[float, float]:
+    """(max |ours - timm|, max |timm|) in eval mode, after a strict load of timm's weights."""
+    net = resgen.compile(name, input_size=size)
+    ours = import_generated(resgen.render(net, "torch"), f"timm_family_{name}").build_model().eval()
+    reference = timm.create_model(name, pretrained=False).eval()
+    state = random_state(reference, seed=1)
+    reference.load_state_dict(state)
+    ours.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got, want = ours(x), reference(x)
+    return float((got - want).abs().max()), float(want.abs().max())
+
+
+@pytest.mark.parametrize("name", preset_params(TIMM_PRESETS))
+def test_loads_timm_strictly_and_computes_the_same_at_an_odd_size(name: str) -> None:
+    diff, scale = compare_with_timm(name, (225, 161) if name in ("resnet10t", "resnet26d") else (97, 71))
+    assert diff <= 1e-5 * max(1.0, scale), f"{name}: max |diff| {diff:.3g} (scale {scale:.3g})"
+
+
+@pytest.mark.parametrize("name", ["resnet10t", "resnet26d"])
+def test_equals_timm_at_its_default_input_size(name: str) -> None:
+    _, height, width = timm.models.get_pretrained_cfg(name).input_size
+    net = resgen.compile(name)
+    assert net.graph.input_hwc == (height, width, 3)
+    diff, scale = compare_with_timm(name, (height, width))
+    assert diff <= 1e-5 * max(1.0, scale)
+
+
+def test_module_paths_are_timms() -> None:
+    net = resgen.compile("resnet26d")
+    state = import_generated(resgen.render(net, "torch"), "timm_paths").build_model().state_dict()
+    assert {"conv1.0.weight", "conv1.4.running_var", "conv1.6.weight", "bn1.weight"} <= set(state)
+    # avg_down: the convolution is downsample.1 also in layer1, where nn.Identity() stands for the pool
+    assert {"layer1.0.downsample.1.weight", "layer2.0.downsample.2.bias"} <= set(state)
+    assert set(state) == set(timm.create_model("resnet26d", pretrained=False).state_dict())
+
+
+# --- the harness sees the new conventions --------------------------------------------------------------
+
+
+def planted_failure(
+    name: str, size: tuple[int, int], *, torch_source: str = "", keras_source: str = ""
+) -> bool:
+    """Whether parity fails (by a mismatch or by refusing to run) with a planted source."""
+    net = resgen.compile(name, input_size=size)
+    try:
+        report = parity.check(net, torch_source=torch_source or None, keras_source=keras_source or None)
+    except (RuntimeError, ValueError) as exc:  # shapes no longer agree at the residual addition
+        return "size" in str(exc) or "shape" in str(exc).lower() or "Incompatible" in str(exc)
+    return not report.passed
+
+
+def test_planted_floor_mode_average_pool_fails() -> None:
+    source = resgen.render("resnet10t", "torch")
+    planted = source.replace("ceil_mode=True", "ceil_mode=False")
+    assert planted != source
+    assert planted_failure("resnet10t", (65, 47), torch_source=planted)
+
+
+def test_planted_valid_padding_average_pool_fails() -> None:
+    source = resgen.render("resnet10t", "keras")
+    head = "layers.AveragePooling2D("
+    assert source.count('padding="same"') >= 1 and head in source
+    start = source.index(head)
+    end = source.index(")(", start)
+    planted = source[:start] + source[start:end].replace('padding="same"', 'padding="valid"') + source[end:]
+    assert planted != source
+    assert planted_failure("resnet10t", (65, 47), keras_source=planted)
+
+
+NEG_INF_STEM = {
+    "format_version": 1,
+    "name": "neg_inf_pool",
+    "input": {"height": 33, "width": 29},
+    "stem": {
+        "kind": "conv",
+        "filters": 8,
+        "kernel_size": 3,
+        "stride": 1,
+        "norm": False,  # the pool sees signed values: its padding value matters
+        "pool": {"kernel_size": 3, "stride": 2, "padding": 1, "pad_with": "-inf"},
+    },
+    "block": {"kind": "basic", "preactivation": True},
+    "stages": [{"blocks": 1, "filters": 8, "stride": 1}, {"blocks": 1, "filters": 16, "stride": 2}],
+    "head": {"kind": "global_pool", "classes": 5, "norm": True},
+}
+
+
+def test_neg_inf_max_pool_padding_holds_in_both_targets() -> None:
+    net = resgen.compile(NEG_INF_STEM)
+    assert parity.check(net).passed
+    keras_source = resgen.render(net, "keras")
+    assert "NegInfPadding2D(" in keras_source
+    planted = keras_source.replace("x = NegInfPadding2D(padding=1,", "x = layers.ZeroPadding2D(padding=1,")
+    assert planted != keras_source
+    assert not parity.check(net, keras_source=planted).passed
+    zeros = resgen.compile({**NEG_INF_STEM, "stem": {**NEG_INF_STEM["stem"], "pool": {"pad_with": "zeros"}}})
+    assert "nn.ZeroPad2d(1)" in resgen.render(zeros, "torch")
+    assert parity.check(zeros).passed
