@@ -1,8 +1,8 @@
 """Generated torch models against the hand-written references, and the generated options.
 
-References: torchvision's resnet18 and resnet50, and `cifar_reference.resnet56` for
-cifar_resnet56. Each generated model loads its reference's state dict (``strict=True``), after the
-reference's BatchNorm statistics were calibrated on a random batch, so both hold the same weights
+References: torchvision's resnet18 and resnet50, timm's resnet50d (``pretrained=False``), and
+`cifar_reference.resnet56` for cifar_resnet56. Each generated model loads its reference's state
+dict (``strict=True``), after the reference's BatchNorm statistics were calibrated on a random batch, so both hold the same weights
 and compute the same function (the largest output difference is recorded with every comparison).
 
 Every comparison is interleaved (`timing.compare`): eval forward under ``torch.inference_mode`` at
@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import cifar_reference
+import timm
 import torch
 import torchvision
 from timing import Comparison, compare
@@ -43,6 +44,13 @@ def cases(image_side: int) -> list[Case]:
         Case("resnet18", "torchvision.models.resnet18", torchvision.models.resnet18, image_side, 1000),
         Case("resnet50", "torchvision.models.resnet50", torchvision.models.resnet50, image_side, 1000),
         Case("cifar_resnet56", "bench/cifar_reference.resnet56", cifar_reference.resnet56, 32, 10),
+        Case(
+            "resnet50d",
+            "timm resnet50d",
+            lambda: timm.create_model("resnet50d", pretrained=False),
+            image_side,
+            1000,
+        ),
     ]
 
 

@@ -179,7 +179,9 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
                 assert tuple(map(tuple, by_name[keras_pad_name(layer.name)].padding)) == ((p, p), (p, p))
         elif isinstance(op, AvgPool):
             k, s = op.kernel_size, op.stride
-            assert layer.pool_size == (k, k) and layer.strides == (s, s) and layer.padding == "valid", node
+            assert layer.pool_size == (k, k) and layer.strides == (s, s), node
+            # ceil mode: TensorFlow's "same" pads only at the end, and excludes it from the average
+            assert layer.padding == ("same" if op.ceil_mode else "valid"), node
         elif isinstance(op, Dense):
             assert layer.units == op.out_features and layer.use_bias == op.bias, node
             _check_l2(layer, net.l2, node)
