@@ -83,10 +83,12 @@ def import_targets(
 # --- random weights with non-trivial BatchNorm statistics ------------------------------------------
 
 
-def randomize_torch(compiled: Compiled, model: Any, seed: int) -> None:
+def randomize_torch(compiled: Compiled, model: Any, seed: int, *, signed_scales: bool = False) -> None:
     """Random weights with BatchNorm statistics that are far from their defaults yet realistic.
 
-    Kernels get He-normal values and BN affine terms random values; the last layer of every residual
+    Kernels get He-normal values and BN affine terms random values (with `signed_scales`, scales of
+    both signs, so that no layer after a BatchNorm sees only one sign: a padding-value bug cannot
+    hide behind a BN-ReLU); the last layer of every residual
     branch is scaled down (trained ResNets' branches are small next to the identity path), so that
     rounding errors are not amplified from block to block. The running statistics are then measured
     on a random batch (activations stay near unit scale however deep the net) and perturbed, so that a
@@ -105,7 +107,10 @@ def randomize_torch(compiled: Compiled, model: Any, seed: int) -> None:
                 if module.bias is not None:
                     module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
         for bn in norms:
-            bn.weight.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+            scale = torch.rand(bn.num_features, generator=gen) + 0.5
+            if signed_scales:
+                scale *= torch.randint(0, 2, (bn.num_features,), generator=gen) * 2 - 1
+            bn.weight.copy_(scale)
             bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
             bn.reset_running_stats()
         modules = dict(model.named_modules())
@@ -224,8 +229,12 @@ def check(
     seed: int = 0,
     torch_source: str | None = None,
     keras_source: str | None = None,
+    signed_scales: bool = False,
 ) -> ParityReport:
-    """Both directions of weight transfer, compared at every stage and at the output."""
+    """Both directions of weight transfer, compared at every stage and at the output.
+
+    `signed_scales` draws BatchNorm scales of both signs (see `randomize_torch`).
+    """
     tolerance = GPU_TOLERANCE if device.startswith("cuda") else CPU_TOLERANCE
     versions, tf32 = environment(device)
     report = ParityReport(
@@ -241,14 +250,14 @@ def check(
 
     # Each model is built once: every transfer overwrites all of the receiving model's weights.
     torch_model, keras_model = build_models(compiled, torch_source=torch_source, keras_source=keras_source)
-    randomize_torch(compiled, torch_model, seed)
+    randomize_torch(compiled, torch_model, seed, signed_scales=signed_scales)
     torch_to_keras_model(compiled, torch_model, keras_model)
     reference = torch_forward(compiled, torch_model, x, device)
     _compare(report, "torch->keras", reference, keras_forward(compiled, keras_model, x))
 
     # keras -> torch: a second random draw placed in the Keras model; the torch model is scrambled with
     # a third before the weights are read back from Keras, so every value it ends with came through Keras.
-    randomize_torch(compiled, torch_model, seed + 1)
+    randomize_torch(compiled, torch_model, seed + 1, signed_scales=signed_scales)
     torch_to_keras_model(compiled, torch_model, keras_model)
     randomize_torch(compiled, torch_model, seed + 2)
     keras_to_torch_model(compiled, keras_model, torch_model)

@@ -154,3 +154,17 @@ def test_neg_inf_max_pool_padding_holds_in_both_targets() -> None:
     zeros = resgen.compile({**NEG_INF_STEM, "stem": {**NEG_INF_STEM["stem"], "pool": {"pad_with": "zeros"}}})
     assert "nn.ZeroPad2d(1)" in resgen.render(zeros, "torch")
     assert parity.check(zeros).passed
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("resnet10t", (65, 47)),
+        ("resnet18", (33, 47)),
+        ("keras_resnet50v2", (33, 47)),
+        ("preact_resnet164", (33, 47)),
+    ],
+)
+def test_parity_holds_with_batch_norm_scales_of_both_signs(name: str, size: tuple[int, int]) -> None:
+    report = parity.check(resgen.compile(name, input_size=size), signed_scales=True)
+    assert report.passed, parity.format_report(report)
