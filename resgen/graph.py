@@ -83,6 +83,7 @@ class BlockDim(StrEnum):
     IN = "in"  # the block's input channels
     WIDTH = "width"  # the inner width of a bottleneck
     OUT = "out"  # the block's output channels
+    REDUCED = "reduced"  # the reduced width of squeeze-and-excitation
 
 
 class ShortcutSource(StrEnum):
@@ -152,6 +153,7 @@ class AvgPool:
 @dataclass(frozen=True)
 class GlobalAvgPool:
     kind: ClassVar[str] = "global_avg_pool"
+    keepdims: bool = False  # (C, 1, 1) rather than (C,)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,18 @@ class Dense:
 @dataclass(frozen=True)
 class Softmax:
     kind: ClassVar[str] = "softmax"
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Input 0 times input 1, a per-channel gate of shape (C, 1, 1) (channel attention)."""
+
+    kind: ClassVar[str] = "scale"
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,8 @@ Op = (
     | Dropout
     | Dense
     | Softmax
+    | Sigmoid
+    | Scale
     | Add
     | ZeroPadShortcut
 )
@@ -243,6 +259,18 @@ class NormSettings:
 
 
 @dataclass(frozen=True)
+class SqueezeExciteDesign:
+    """Squeeze-and-excitation: reduced width = make_divisible(out_channels * ratio, divisor) (timm)."""
+
+    ratio: float
+    divisor: int
+
+    def reduced(self, channels: int) -> int:
+        """timm's make_divisible with round_limit 0: the nearest multiple of divisor, at least divisor."""
+        return max(self.divisor, int(channels * self.ratio + self.divisor / 2) // self.divisor * self.divisor)
+
+
+@dataclass(frozen=True)
 class BlockDesign:
     """The residual block every stage is built from."""
 
@@ -253,6 +281,7 @@ class BlockDesign:
     width_per_group: int  # inner width = planes * width_per_group // 64 * groups (bottleneck)
     stride_on: str  # role of the branch convolution that carries the block's stride
     stride_block: StrideBlock
+    attention: SqueezeExciteDesign | None = None
 
     def inner_width(self, planes: int) -> int:
         if self.kind is BlockKind.BOTTLENECK:
@@ -306,6 +335,7 @@ class BlockRecord:
     out_channels: int
     stride: int
     shortcut: ShortcutKind
+    reduced: int | None = None  # squeeze-and-excitation's reduced width
 
     @property
     def prefix(self) -> str:

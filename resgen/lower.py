@@ -33,11 +33,14 @@ from resgen.graph import (
     PadMode,
     PadValue,
     ReLU,
+    Scale,
     Scope,
     ShortcutKind,
     ShortcutRule,
     ShortcutSource,
+    Sigmoid,
     Softmax,
+    SqueezeExciteDesign,
     StageRecord,
     StrideBlock,
     ZeroPadShortcut,
@@ -58,6 +61,7 @@ def network_of(spec: Spec) -> Network:
         width_per_group=blk.width_per_group if bottleneck else 64,
         stride_on=blk.stride_on if bottleneck else "conv1",
         stride_block=StrideBlock(blk.stride_block),
+        attention=SqueezeExciteDesign(blk.attention.ratio, blk.attention.divisor) if blk.attention else None,
     )
     sc = spec.shortcut
     if isinstance(sc, ZeroPadSpec):
@@ -134,8 +138,10 @@ class _Builder:
         groups: int = 1,
         dims: tuple[BlockDim, BlockDim] | None = None,
         carries_stride: bool = False,
+        bias: bool | None = None,
     ) -> str:
-        bias = self.spec.conv_bias == "all"  # "unnormalized" is settled in `_settle_bias`
+        if bias is None:
+            bias = self.spec.conv_bias == "all"  # "unnormalized" is settled in `_settle_bias`
         op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding)
         return self.add(name, op, (x,), origin, dims, carries_stride)
 
@@ -207,7 +213,8 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
     cout = stage.out_channels
     width = design.inner_width(stage.planes)
     kind = rule.choose(block=i, in_channels=cin, out_channels=cout, stride=stride)
-    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind)
+    reduced = design.attention.reduced(cout) if design.attention else None
+    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced)
 
     block_in = x
     IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
@@ -281,10 +288,24 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
         extra = max(cout - cin, 0)  # fewer channels: reported by the shape pass as a mismatch
         pad = ZeroPadShortcut(stride, extra // 2, extra - extra // 2)
         shortcut = b.add(f"{p}.shortcut_pad", pad, (block_in,), ("shortcut", "kind"), (IN, OUT), True)
+    if reduced is not None:
+        x = _squeeze_excite(b, x, p, cout, reduced)
     x = b.add(f"{p}.add", Add(), (x, shortcut), at)
     if not design.preactivation:
         x = b.relu(f"{p}.out_relu", x, at)
     return x, record
+
+
+def _squeeze_excite(b: _Builder, x: str, p: str, channels: int, reduced: int) -> str:
+    """Squeeze-and-excitation of the residual branch (timm's SEModule; its 1x1 convolutions have biases)."""
+    at: Path = ("block", "attention")
+    OUT, REDUCED = BlockDim.OUT, BlockDim.REDUCED
+    y = b.add(f"{p}.se_pool", GlobalAvgPool(keepdims=True), (x,), at)
+    y = b.conv(f"{p}.se_fc1", y, at, cin=channels, cout=reduced, k=1, dims=(OUT, REDUCED), bias=True)
+    y = b.relu(f"{p}.se_act", y, at)
+    y = b.conv(f"{p}.se_fc2", y, at, cin=reduced, cout=channels, k=1, dims=(REDUCED, OUT), bias=True)
+    y = b.add(f"{p}.se_gate", Sigmoid(), (y,), at)
+    return b.add(f"{p}.se_scale", Scale(), (x, y), at)
 
 
 def _head(b: _Builder, x: str, channels: int) -> None:

@@ -54,6 +54,9 @@ _TORCH_BLOCK = {
     "relu1": "relu",
     "relu2": "relu",
     "out_relu": "relu",
+    "se_fc1": "se.fc1",  # timm's SEModule
+    "se_act": "se.act",
+    "se_fc2": "se.fc2",
 }
 # timm's avg_down shortcut: nn.Sequential(pool or nn.Identity(), conv, BatchNorm), in every block of
 # such a network, so its convolution is downsample.1 even where the block does not stride.
@@ -70,17 +73,24 @@ _KERAS_BLOCK = {
     "shortcut_pool": "0_pool",
     "shortcut_pad": "0_pad",
     "out_relu": "out",
+    "se_pool": "se_squeeze",  # as keras.applications' EfficientNet names its squeeze-and-excitation
+    "se_fc1": "se_reduce",
+    "se_act": "se_relu",
+    "se_fc2": "se_expand",
+    "se_gate": "se_gate",
+    "se_scale": "se_excite",
 }
 
 
-# Layers the torch target computes with a function, not a module of their own.
-_TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax"})
+# Layers the torch target computes with a function, not a module of their own, by kind and by role.
+_TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax", "sigmoid", "scale"})
+_TORCH_FUNCTIONAL_ROLES = frozenset({"se_pool"})
 
 
 def torch_path(graph: LayerGraph, name: str) -> str:
     """Module path of a layer in the torch target (torchvision's scheme, timm's for what timm adds)."""
     layer = graph[name]
-    if layer.kind in _TORCH_FUNCTIONAL:
+    if layer.kind in _TORCH_FUNCTIONAL or layer.role in _TORCH_FUNCTIONAL_ROLES:
         raise ValueError(f"{layer.name} is computed by a function in the torch target, not a module")
     role = layer.role
     if layer.scope is Scope.STEM:
@@ -101,7 +111,9 @@ def _deep_stem_path(role: str) -> str:
 
 def torch_module(graph: LayerGraph, name: str) -> str | None:
     """The module path that computes a layer in the torch target; None where a function does."""
-    return None if graph[name].kind in _TORCH_FUNCTIONAL else torch_path(graph, name)
+    layer = graph[name]
+    functional = layer.kind in _TORCH_FUNCTIONAL or layer.role in _TORCH_FUNCTIONAL_ROLES
+    return None if functional else torch_path(graph, name)
 
 
 def keras_name(graph: LayerGraph, name: str) -> str:

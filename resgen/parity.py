@@ -24,7 +24,7 @@ from resgen import weights
 from resgen.compiler import Compiled
 from resgen.generate import render
 from resgen.importing import import_generated
-from resgen.naming import keras_name, torch_path
+from resgen.naming import keras_name, torch_module, torch_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
 
@@ -136,7 +136,13 @@ RESIDUAL_BRANCH_SCALE = 0.2
 def _branch_ends(compiled: Compiled) -> list[str]:
     """torch paths of the last weighted layer of every residual branch (what feeds each addition)."""
     graph = compiled.graph
-    return [torch_path(graph, graph.inputs(add.name)[0]) for add in graph.of_kind("add")]
+    ends = []
+    for add in graph.of_kind("add"):
+        end = graph.inputs(add.name)[0]
+        while torch_module(graph, end) is None:  # through channel attention's product to the BatchNorm
+            end = graph.inputs(end)[0]
+        ends.append(torch_path(graph, end))
+    return ends
 
 
 # --- transfer and forward ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from resgen.graph import (
     BatchNorm,
     Conv2d,
     Dense,
+    GlobalAvgPool,
     Input,
     Layer,
     LayerGraph,
@@ -187,8 +188,16 @@ def pool_out_ceil(size: int, kernel: int, stride: int) -> int:
     return out - 1 if (out - 1) * stride >= size else out
 
 
-def _global_avg_pool(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
-    return (_spatial(ins[0], "global_avg_pool")[0],), None
+def _global_avg_pool(op: GlobalAvgPool, ins: list[Shape]) -> tuple[Shape, None]:
+    c = _spatial(ins[0], "global_avg_pool")[0]
+    return ((c, 1, 1) if op.keepdims else (c,)), None
+
+
+def _scale(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
+    c, _, _ = _spatial(ins[0], "scale")
+    if ins[1] != (c, 1, 1):
+        raise _ShapeError(f"a gate of {format_shape(ins[1])} cannot scale {format_shape(ins[0])}")
+    return ins[0], None
 
 
 def _flatten(op: Any, ins: list[Shape]) -> tuple[Shape, None]:
@@ -228,6 +237,8 @@ SHAPE_RULES: dict[str, Rule] = {
     "dropout": _same,
     "dense": _dense,
     "softmax": _same,
+    "sigmoid": _same,
+    "scale": _scale,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }

@@ -135,7 +135,26 @@ class Stage(_Model):
     """Downsampling factor of the stage, applied in one block (see block.stride_block)."""
 
 
+class SqueezeExcite(_Model):
+    """Squeeze-and-excitation (Hu et al. 2018), as timm's SEModule: at the end of the residual branch,
+    a global average pool, a 1x1 convolution down to `ratio` of the channels (rounded as timm's
+    make_divisible rounds: to the nearest multiple of `divisor`, at least `divisor`), ReLU, a 1x1
+    convolution back, and a sigmoid that scales the branch's channels."""
+
+    kind: Literal["se"]
+    """Attention kind."""
+    ratio: float = Field(default=0.0625, gt=0.0, le=1.0)
+    """Reduced width as a fraction of the block's output channels (timm: 1/16; ResNet-RS: 1/4)."""
+    divisor: int = Field(default=8, ge=1, le=64)
+    """The reduced width is rounded to a multiple of this."""
+
+
+Attention = Annotated[SqueezeExcite, Field(discriminator="kind")]
+
+
 class _BlockBase(_Model):
+    attention: Attention | None = None
+    """Channel attention at the end of the residual branch, before the addition; null for none."""
     preactivation: bool = False
     """Pre-activation (He et al. 2016): BN-ReLU before each convolution, nothing after the addition."""
     stride_block: Literal["first", "last"] = "first"

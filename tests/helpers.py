@@ -47,6 +47,7 @@ GOLDEN_PRESETS = (
     "rosebrock_cifar10",
     "rosebrock_tiny_imagenet",
     "resnet50d",
+    "seresnet50",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:
@@ -73,6 +74,9 @@ DEEP_PRESETS = frozenset(
         "resnet152d",
         "resnet200d",
         "resnext50d_32x4d",
+        "seresnext50_32x4d",  # seresnet50 covers squeeze-and-excitation
+        "seresnext101_32x8d",
+        "seresnext101d_32x8d",
     }
 )
 

@@ -64,6 +64,10 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     "resnet101d": (44_568_392, 105_472, None),
     "resnet152d": (60_212_040, 151_552, None),
     "resnet200d": (64_693_064, 176_128, None),
+    "seresnet50": (28_088_024, 53_120, None),
+    "seresnext50_32x4d": (27_559_896, 68_224, None),
+    "seresnext101_32x8d": (93_569_048, 202_880, None),
+    "seresnext101d_32x8d": (93_588_280, 203_008, None),
     "resnext50d_32x4d": (25_048_136, 68_352, None),
 }
 

@@ -182,3 +182,30 @@ def test_lowering_is_deterministic() -> None:
     b = resgen.compile("resnet101").graph
     assert list(a) == list(b)
     assert list(a.nx.edges(data="index")) == list(b.nx.edges(data="index"))
+
+
+@pytest.mark.parametrize(
+    ("channels", "ratio", "divisor", "reduced"),
+    [
+        (256, 1 / 16, 8, 16),
+        (2048, 1 / 16, 8, 128),
+        (64, 0.25, 8, 16),
+        (36, 1 / 16, 8, 8),
+        (100, 1 / 16, 8, 8),
+    ],
+)
+def test_squeeze_excite_width_rounds_as_timm(channels: int, ratio: float, divisor: int, reduced: int) -> None:
+    from resgen.graph import SqueezeExciteDesign
+
+    assert SqueezeExciteDesign(ratio, divisor).reduced(channels) == reduced
+
+
+def test_squeeze_excite_is_lowered_before_the_addition() -> None:
+    graph = resgen.compile("seresnet50").graph
+    roles = [x.role for x in graph.block_layers()[(1, 1)]]
+    se = ["se_pool", "se_fc1", "se_act", "se_fc2", "se_gate", "se_scale"]
+    assert [r for r in roles if r.startswith("se_")] == se
+    assert roles.index("bn3") < roles.index("se_pool") < roles.index("add")
+    assert graph.inputs("stage1.block1.add")[0] == "stage1.block1.se_scale"
+    assert graph.inputs("stage1.block1.se_scale") == ["stage1.block1.bn3", "stage1.block1.se_gate"]
+    assert all(graph[f"stage1.block1.se_fc{i}"].op.bias for i in (1, 2))  # type: ignore[union-attr]

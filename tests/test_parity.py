@@ -70,6 +70,10 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "resnet152d": (49, 47),
     "resnet200d": (49, 47),
     "resnext50d_32x4d": (65, 47),
+    "seresnet50": (65, 47),
+    "seresnext50_32x4d": (65, 47),
+    "seresnext101_32x8d": (49, 47),
+    "seresnext101d_32x8d": (49, 47),
 }
 
 

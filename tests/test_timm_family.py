@@ -37,6 +37,10 @@ TIMM_PRESETS = [
     "resnet152d",
     "resnet200d",
     "resnext50d_32x4d",
+    "seresnet50",
+    "seresnext50_32x4d",
+    "seresnext101_32x8d",
+    "seresnext101d_32x8d",
 ]
 
 
@@ -90,6 +94,28 @@ def test_module_paths_are_timms() -> None:
     # avg_down: the convolution is downsample.1 also in layer1, where nn.Identity() stands for the pool
     assert {"layer1.0.downsample.1.weight", "layer2.0.downsample.2.bias"} <= set(state)
     assert set(state) == set(timm.create_model("resnet26d", pretrained=False).state_dict())
+
+
+def test_squeeze_excite_paths_and_widths_are_timms() -> None:
+    net = resgen.compile("seresnet50")
+    # timm's make_divisible(channels / 16, 8): 256 -> 16, 2048 -> 128
+    assert [r.reduced for r in net.graph.blocks if r.block == 1] == [16, 32, 64, 128]
+    model = import_generated(resgen.render(net, "torch"), "timm_se_paths").build_model()
+    state = model.state_dict()
+    assert {"layer1.0.se.fc1.weight", "layer1.0.se.fc1.bias", "layer4.2.se.fc2.bias"} <= set(state)
+    assert set(state) == set(timm.create_model("seresnet50", pretrained=False).state_dict())
+
+
+def test_planted_squeeze_excite_without_bias_fails() -> None:
+    source = resgen.render("seresnet50", "torch")
+    planted = source.replace(
+        "self.fc1 = nn.Conv2d(channels, reduced, kernel_size=1)",
+        "self.fc1 = nn.Conv2d(channels, reduced, kernel_size=1, bias=False)",
+    )
+    assert planted != source
+    net = resgen.compile("seresnet50", input_size=(33, 47))
+    with pytest.raises((RuntimeError, KeyError, ValueError)):
+        parity.check(net, torch_source=planted)
 
 
 # --- the harness sees the new conventions --------------------------------------------------------------

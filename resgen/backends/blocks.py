@@ -111,7 +111,12 @@ def channel_check(layer: Layer, record: BlockRecord) -> None:
     """A block layer's channel counts are the block's dimensions it claims."""
     if layer.dims is None:
         raise CodegenError(f"{layer.name}: a block layer without block dimensions")
-    value = {"in": record.in_channels, "width": record.width, "out": record.out_channels}
+    value = {
+        "in": record.in_channels,
+        "width": record.width,
+        "out": record.out_channels,
+        "reduced": record.reduced,
+    }
     channels = getattr(layer.op, "in_channels", getattr(layer.op, "channels", None))
     out = getattr(layer.op, "out_channels", getattr(layer.op, "channels", None))
     if channels is not None and channels != value[layer.dims[0]]:

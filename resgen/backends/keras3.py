@@ -153,7 +153,7 @@ class BlockSite(Site):
 
     def channels(self, layer: Layer) -> str:
         assert layer.dims is not None
-        return {"width": "width", "out": "filters"}[layer.dims[1]]
+        return {"width": "width", "out": "filters", "reduced": "se_width"}[layer.dims[1]]
 
     def stride(self, layer: Layer) -> str:
         return blocks.stride_text(layer, self._params)
@@ -268,7 +268,10 @@ def _avg_pool(site: Site, layer: Layer) -> list[str]:
 
 
 def _global_avg_pool(site: Site, layer: Layer) -> list[str]:
-    args = [f"data_format={DATA_FORMAT}", f"name={site.name(layer)}"]
+    args = [f"data_format={DATA_FORMAT}"]
+    if layer.op.keepdims:  # type: ignore[union-attr]
+        args.append("keepdims=True")
+    args.append(f"name={site.name(layer)}")
     return _layer(site, layer, "layers.GlobalAveragePooling2D", args)
 
 
@@ -296,6 +299,15 @@ def _softmax(site: Site, layer: Layer) -> list[str]:
     if not fused_into_dense(site.graph, layer.name):
         raise CodegenError(f"{layer.name}: a softmax that does not follow a dense layer")
     return []  # written by the dense layer: Dense(..., activation="softmax")
+
+
+def _sigmoid(site: Site, layer: Layer) -> list[str]:
+    return _layer(site, layer, "layers.Activation", ['"sigmoid"', f"name={site.name(layer)}"])
+
+
+def _scale(site: Site, layer: Layer) -> list[str]:
+    src = f"[{site.src(layer, 0)}, {site.src(layer, 1)}]"
+    return _layer(site, layer, "layers.Multiply", [f"name={site.name(layer)}"], src=src)
 
 
 def _add(site: Site, layer: Layer) -> list[str]:
@@ -329,6 +341,8 @@ HANDLERS: dict[str, Handler] = {
     "dropout": _dropout,
     "dense": _dense,
     "softmax": _softmax,
+    "sigmoid": _sigmoid,
+    "scale": _scale,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }

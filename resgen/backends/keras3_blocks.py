@@ -26,6 +26,10 @@ _TAIL_ROLES = ("add", "out_relu")
 def tensor_of(role: str) -> str:
     if role in _PREACT_ROLES:
         return "preact"
+    if role == "se_scale":
+        return "residual"  # squeeze-and-excitation rescales the residual branch
+    if role.startswith("se_"):
+        return "se"
     if role.startswith("shortcut_"):
         return "skip"
     if role in _TAIL_ROLES:
@@ -72,12 +76,13 @@ def block_view(
     def write(record: BlockRecord, layers: list[Layer]) -> tuple[list[str], list[str], list[str]]:
         prefix = block_name(graph, layers)
         site = make_site(record, prefix, params)
-        parts: dict[str, list[str]] = {"preact": [], "residual": [], "skip": [], "x": []}
+        parts: dict[str, list[str]] = {"preact": [], "residual": [], "se": [], "skip": [], "x": []}
         for layer in layers:
             roles.setdefault(layer.role, layer)
             if layer.dims is not None:
                 blocks.channel_check(layer, record)
             part = tensor_of(layer.role)
+            part = "residual" if part == "se" else part  # the gate is computed in the branch's flow
             site.indent = 8 if part == "skip" else 4  # shortcut branches sit inside an if
             parts[part] += handlers[layer.kind](site, layer)
         if record.shortcut is ShortcutKind.IDENTITY:
@@ -90,6 +95,11 @@ def block_view(
         return parts["preact"], parts["residual"], parts["x"]
 
     preact, main, tail = blocks.same_for_every_block(graph, write)
+    se = graph.network.block.attention
+    if se is not None:
+        d = literal(se.divisor)
+        rounding = f"int(filters * {literal(se.ratio)} + {literal(se.divisor / 2)}) // {d} * {d}"
+        main = [f"se_width = max({d}, {rounding})  # timm's make_divisible", *main]
     bottleneck = "conv3" in roles
     kind = "bottleneck" if bottleneck else "basic"
     preactivation = "preact_bn" in roles

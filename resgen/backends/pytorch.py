@@ -176,6 +176,15 @@ def _softmax(layer: Layer, ctx: Context) -> Code:
     return Code(None, [], lines)
 
 
+def _sigmoid(layer: Layer, ctx: Context) -> Code:
+    return Code(None, [], ["x = torch.sigmoid(x)"])
+
+
+def _scale(layer: Layer, ctx: Context) -> Code:
+    # channel attention lives in its module (SqueezeExcite); this is its statement there
+    return Code(None, [], ["x = x * gate"])
+
+
 def _add(layer: Layer, ctx: Context) -> Code:
     # the residual addition lives in the block class; this is its statement there
     return Code(None, [], ["out += identity"])
@@ -202,6 +211,8 @@ HANDLERS: dict[str, Handler] = {
     "dropout": _dropout,
     "dense": _dense,
     "softmax": _softmax,
+    "sigmoid": _sigmoid,
+    "scale": _scale,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }
@@ -309,6 +320,24 @@ def _helpers_view(graph: LayerGraph, ctx: Context, shared_bias: bool | None) -> 
     }
 
 
+def _helper_sections(graph: LayerGraph) -> list[str]:
+    """Templates of the helper classes the network uses, in the order the file defines them."""
+    zero_pad = any(b.shortcut == "zero_pad" for b in graph.blocks)
+    return [
+        *(["torch/conv2d_same.py.j2"] if graph.network.padding is PadMode.TF_SAME else []),
+        *(["torch/zero_pad_shortcut.py.j2"] if zero_pad else []),
+        *(["torch/squeeze_excite.py.j2"] if graph.network.block.attention else []),
+    ]
+
+
+def _se_view(graph: LayerGraph) -> dict[str, str]:
+    """SqueezeExcite's rounding settings, as literals (empty without squeeze-and-excitation)."""
+    se = graph.network.block.attention
+    if se is None:
+        return {}
+    return {"ratio": literal(se.ratio), "divisor": literal(se.divisor)}
+
+
 def _module_doc(graph: LayerGraph, analysis: Analysis) -> list[str]:
     net = graph.network
     out = graph.output
@@ -346,14 +375,8 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "module_doc": _module_doc(graph, analysis),
         "bn": _bn_view(graph),
         "l2_lines": _l2_lines(graph),
-        "helper_sections": [
-            *(["torch/conv2d_same.py.j2"] if tf_same else []),
-            *(
-                ["torch/zero_pad_shortcut.py.j2"]
-                if any(b.shortcut == "zero_pad" for b in graph.blocks)
-                else []
-            ),
-        ],
+        "helper_sections": _helper_sections(graph),
+        "se": _se_view(graph),
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
         **_helpers_view(graph, ctx, shared_bias),
         "block": block,

@@ -26,7 +26,7 @@ from resgen.graph import (
     ShortcutSource,
     StrideBlock,
 )
-from resgen.naming import torch_path
+from resgen.naming import torch_module, torch_path
 
 _CLASS_NAMES = {
     (BlockKind.BASIC, False): "BasicBlock",
@@ -109,6 +109,12 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
                 continue
             if layer.dims is not None:
                 blocks.channel_check(layer, record)
+            if layer.role.startswith("se_"):  # squeeze-and-excitation: one SqueezeExcite module
+                if layer.role == "se_pool":
+                    assert design.attention is not None
+                    init.append(f"self.se = SqueezeExcite({_dim(design, 'out')})")
+                    forward.append("out = self.se(out)")
+                continue
             producer = graph[graph.inputs(layer.name)[0]]
             src = "x" if (producer.stage, producer.block) != (layer.stage, layer.block) else "out"
             if layer.kind == "conv2d":
@@ -357,7 +363,8 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
             block_pairs.append(pair)
     # The table is per class: a pair must hold in every block that has both modules.
     for (stage, block), layers in graph.block_layers().items():
-        present = {_in_block(torch_path(graph, x.name)) for x in layers if x.kind not in ("add",)}
+        paths = [torch_module(graph, x.name) for x in layers]
+        present = {_in_block(path) for path in paths if path is not None}
         for pair in block_pairs:
             if set(pair) <= present and pair not in held.get((stage, block), set()):
                 raise CodegenError(f"{pair} folds in some blocks but not in stage{stage}.block{block}")
