@@ -5,9 +5,9 @@ data; the passes analyse it; the backends, the weight mapping, the reports and t
 only read it. Nothing after lowering reads the spec.
 
 - A `Layer` is one node: its canonical name (``stem.conv``, ``stage2.block1.conv2``,
-  ``stage2.block1.shortcut_conv``, ``head.fc``), its op (one frozen dataclass per op kind, holding
-  exactly that op's settings), where it sits (scope, stage, block, role) and the spec field that
-  made it (``origin``, so that later errors point at the spec).
+  ``stage2.block1.shortcut_conv``, ``head.fc``), its op (one frozen dataclass per op kind, defined in
+  `resgen.ops` and re-exported here, holding exactly that op's settings), where it sits (scope,
+  stage, block, role) and the spec field that made it (``origin``, so errors point at the spec).
 - Edges are tensors; an edge's ``index`` is the argument position in the consumer (an addition takes
   the residual branch as 0 and the shortcut as 1).
 - The `Network` record holds what is decided once for the whole network: BatchNorm settings, L2,
@@ -20,11 +20,73 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
 
 import networkx as nx
 
 from resgen.errors import Path
+from resgen.ops import (
+    OP_TYPES,
+    OPS,
+    Add,
+    AvgPool,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    Input,
+    MaxPool,
+    Op,
+    PadMode,
+    PadValue,
+    ReLU,
+    Scale,
+    Sigmoid,
+    Softmax,
+    ZeroPadShortcut,
+)
+
+# The op kinds are defined in resgen.ops and re-exported here, beside the layers that hold them.
+__all__ = [
+    "OPS",
+    "OP_TYPES",
+    "Add",
+    "AvgPool",
+    "BatchNorm",
+    "BlockDesign",
+    "BlockDim",
+    "BlockKind",
+    "BlockRecord",
+    "Conv2d",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool",
+    "Input",
+    "Layer",
+    "LayerGraph",
+    "MaxPool",
+    "Network",
+    "NormSettings",
+    "Op",
+    "PadMode",
+    "PadValue",
+    "ReLU",
+    "Scale",
+    "Scope",
+    "Shape",
+    "ShortcutKind",
+    "ShortcutRule",
+    "ShortcutSource",
+    "Sigmoid",
+    "Softmax",
+    "SqueezeExciteDesign",
+    "StageRecord",
+    "StrideBlock",
+    "ZeroPadShortcut",
+    "format_shape",
+]
 
 Shape = tuple[int, ...]  # channels first: (C, H, W) for feature maps, (F,) for vectors
 
@@ -39,13 +101,6 @@ class Scope(StrEnum):
     STEM = "stem"
     STAGE = "stage"
     HEAD = "head"
-
-
-class PadMode(StrEnum):
-    """How convolutions pad: k // 2 on every side, or TensorFlow's "same" (odd pixel at the end)."""
-
-    SYMMETRIC = "symmetric"
-    TF_SAME = "tf_same"
 
 
 class BlockKind(StrEnum):
@@ -70,13 +125,6 @@ class ShortcutKind(StrEnum):
     ZERO_PAD = "zero_pad"  # option A: subsample and add zero channels (He et al. 2015)
 
 
-class PadValue(StrEnum):
-    """What a max-pool's padding holds."""
-
-    ZEROS = "zeros"  # keras.applications' ZeroPadding2D
-    NEG_INF = "-inf"  # torch's nn.MaxPool2d
-
-
 class BlockDim(StrEnum):
     """A channel count of a residual block, as its generated code names it."""
 
@@ -91,138 +139,6 @@ class ShortcutSource(StrEnum):
 
     INPUT = "input"
     PREACTIVATED = "preactivated"
-
-
-# --- ops: one frozen dataclass per kind, holding exactly that op's settings -------------------------
-
-
-@dataclass(frozen=True)
-class Input:
-    kind: ClassVar[str] = "input"
-    channels: int
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class Conv2d:
-    kind: ClassVar[str] = "conv2d"
-    in_channels: int
-    out_channels: int
-    kernel_size: int
-    stride: int
-    groups: int
-    bias: bool
-    padding: PadMode
-
-
-@dataclass(frozen=True)
-class BatchNorm:
-    kind: ClassVar[str] = "batch_norm"
-    channels: int
-
-
-@dataclass(frozen=True)
-class ReLU:
-    kind: ClassVar[str] = "relu"
-
-
-@dataclass(frozen=True)
-class MaxPool:
-    """Max-pooling of an input padded on every side with `pad_value`."""
-
-    kind: ClassVar[str] = "max_pool"
-    kernel_size: int
-    stride: int
-    padding: int
-    input_nonnegative: bool  # after a ReLU: padding with zeros or with -inf gives the same result
-    pad_value: PadValue = PadValue.ZEROS
-
-
-@dataclass(frozen=True)
-class AvgPool:
-    """Average pooling without padding; in ceil mode a last, partial window covers the edge and
-    averages only the pixels it covers (torch's ceil_mode=True, count_include_pad=False)."""
-
-    kind: ClassVar[str] = "avg_pool"
-    kernel_size: int
-    stride: int
-    ceil_mode: bool = False
-
-
-@dataclass(frozen=True)
-class GlobalAvgPool:
-    kind: ClassVar[str] = "global_avg_pool"
-    keepdims: bool = False  # (C, 1, 1) rather than (C,)
-
-
-@dataclass(frozen=True)
-class Flatten:
-    kind: ClassVar[str] = "flatten"
-
-
-@dataclass(frozen=True)
-class Dropout:
-    kind: ClassVar[str] = "dropout"
-    rate: float
-
-
-@dataclass(frozen=True)
-class Dense:
-    kind: ClassVar[str] = "dense"
-    out_features: int
-    bias: bool
-
-
-@dataclass(frozen=True)
-class Softmax:
-    kind: ClassVar[str] = "softmax"
-
-
-@dataclass(frozen=True)
-class Sigmoid:
-    kind: ClassVar[str] = "sigmoid"
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Input 0 times input 1, a per-channel gate of shape (C, 1, 1) (channel attention)."""
-
-    kind: ClassVar[str] = "scale"
-
-
-@dataclass(frozen=True)
-class Add:
-    kind: ClassVar[str] = "add"
-
-
-@dataclass(frozen=True)
-class ZeroPadShortcut:
-    kind: ClassVar[str] = "zero_pad_shortcut"
-    stride: int
-    pad_before: int
-    pad_after: int
-
-
-Op = (
-    Input
-    | Conv2d
-    | BatchNorm
-    | ReLU
-    | MaxPool
-    | AvgPool
-    | GlobalAvgPool
-    | Flatten
-    | Dropout
-    | Dense
-    | Softmax
-    | Sigmoid
-    | Scale
-    | Add
-    | ZeroPadShortcut
-)
-OP_TYPES: tuple[type, ...] = Op.__args__  # type: ignore[attr-defined]
-OPS: tuple[str, ...] = tuple(t.kind for t in OP_TYPES)  # every op kind; each backend handles all
 
 
 @dataclass(frozen=True)

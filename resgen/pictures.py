@@ -79,12 +79,16 @@ OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
     "batch_norm": lambda op, x: f"batch_norm {op.channels}",
     "relu": lambda op, x: "relu",
     "max_pool": lambda op, x: f"max_pool {_kxk(op.kernel_size)}/{op.stride}",
-    "avg_pool": lambda op, x: f"avg_pool {_kxk(op.kernel_size)}/{op.stride}",
+    "avg_pool": lambda op, x: (
+        f"avg_pool {_kxk(op.kernel_size)}/{op.stride}" + (" ceil" if op.ceil_mode else "")
+    ),
     "global_avg_pool": lambda op, x: "global_avg_pool",
     "flatten": lambda op, x: "flatten",
     "dropout": lambda op, x: f"dropout {op.rate}",
     "dense": lambda op, x: f"dense {x[0]}→{op.out_features}",
     "softmax": lambda op, x: "softmax",
+    "sigmoid": lambda op, x: "sigmoid",
+    "scale": lambda op, x: "scale",
     "add": lambda op, x: "add",
     "zero_pad_shortcut": lambda op, x: f"zero_pad /{op.stride} +{op.pad_before + op.pad_after} channels",
 }
@@ -160,6 +164,7 @@ def _block_label(compiled: Compiled, record: BlockRecord) -> str:
     parts += [f"/{record.stride}"] if record.stride > 1 else []
     parts.append(str(record.shortcut))
     parts += [f"groups={design.groups}"] if design.groups > 1 else []
+    parts += [f"se {record.reduced}"] if record.reduced is not None else []
     return " ".join(parts)
 
 

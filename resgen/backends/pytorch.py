@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resgen.backends import pytorch_blocks
-from resgen.codegen import CodegenError, call_lines, comment, derived_float, docstring, literal, plural
+from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers
+from resgen.codegen import CodegenError, call_lines, comment, docstring, literal, plural
 from resgen.graph import OPS, Conv2d, Layer, LayerGraph, MaxPool, PadMode, PadValue, Scope
 from resgen.naming import torch_path
 from resgen.passes import Analysis
@@ -250,94 +250,6 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
     return init, forward
 
 
-# --- settings the generated code states once ----------------------------------------------------------
-
-
-def _bn_view(graph: LayerGraph) -> dict[str, Any]:
-    norm = graph.network.norm
-    return {
-        "eps": literal(norm.epsilon),
-        "momentum": derived_float(1.0 - norm.momentum),
-        "comment": comment(
-            "BatchNorm settings of every normalization layer. The spec states momentum in Keras' "
-            f"convention (running = m * running + (1 - m) * batch, m = {literal(norm.momentum)}); "
-            "torch's momentum is the weight of the new batch, 1 - m.",
-            0,
-        ),
-    }
-
-
-def _l2_lines(graph: LayerGraph) -> list[str]:
-    """The WEIGHT_DECAY constant and its explanation, after a blank line; none without L2."""
-    l2 = graph.network.l2
-    if not l2:
-        return []
-    decay = derived_float(2 * l2)
-    return [
-        "",
-        *comment(
-            f"L2 regularization. The spec puts Keras' l2({literal(l2)}) on every convolution and dense "
-            f"kernel, adding {literal(l2)} * sum(w ** 2) to the loss; its gradient is 2 * {literal(l2)} * w, "
-            f"which is torch weight decay {decay} on exactly those weights. torch has no per-layer "
-            "regularizer: give the optimizer param_groups(model) instead of a global weight_decay.",
-            0,
-        ),
-        f"WEIGHT_DECAY = {decay}",
-    ]
-
-
-def _helpers_view(graph: LayerGraph, ctx: Context, shared_bias: bool | None) -> dict[str, Any]:
-    """The conv3x3 and conv1x1 helpers."""
-    tf_same = graph.network.padding is PadMode.TF_SAME
-    if shared_bias is not None:
-        bias_params, bias_arg = [], literal(shared_bias)
-    else:
-        bias_params, bias_arg = ["bias: bool = False"], "bias"
-    conv3x3_args = ["in_planes", "out_planes", "kernel_size=3", "stride=stride"]
-    if not tf_same:
-        conv3x3_args.append("padding=1")
-    conv3x3_args += ["groups=groups", f"bias={bias_arg}"]
-    conv1x1_args = ["in_planes", "out_planes", "kernel_size=1", "stride=stride", f"bias={bias_arg}"]
-    doc3 = '3x3 convolution with TensorFlow "same" padding.' if tf_same else "3x3 convolution, padding 1."
-    doc1 = (
-        '1x1 convolution; TensorFlow "same" padding is none for a 1x1 at any stride.'
-        if tf_same
-        else "1x1 convolution."
-    )
-    params3 = ["in_planes: int", "out_planes: int", "stride: int = 1", "groups: int = 1", *bias_params]
-    params1 = ["in_planes: int", "out_planes: int", "stride: int = 1", *bias_params]
-    return {
-        "conv3x3": {
-            "signature": call_lines("def conv3x3", params3, 0, f" -> {ctx.conv_class}:"),
-            "doc": docstring([doc3], 4),
-            "body": call_lines(f"return {ctx.conv_class}", conv3x3_args, 4),
-        },
-        "conv1x1": {
-            "signature": call_lines("def conv1x1", params1, 0, " -> nn.Conv2d:"),
-            "doc": docstring([doc1], 4),
-            "body": call_lines("return nn.Conv2d", conv1x1_args, 4),
-        },
-    }
-
-
-def _helper_sections(graph: LayerGraph) -> list[str]:
-    """Templates of the helper classes the network uses, in the order the file defines them."""
-    zero_pad = any(b.shortcut == "zero_pad" for b in graph.blocks)
-    return [
-        *(["torch/conv2d_same.py.j2"] if graph.network.padding is PadMode.TF_SAME else []),
-        *(["torch/zero_pad_shortcut.py.j2"] if zero_pad else []),
-        *(["torch/squeeze_excite.py.j2"] if graph.network.block.attention else []),
-    ]
-
-
-def _se_view(graph: LayerGraph) -> dict[str, str]:
-    """SqueezeExcite's rounding settings, as literals (empty without squeeze-and-excitation)."""
-    se = graph.network.block.attention
-    if se is None:
-        return {}
-    return {"ratio": literal(se.ratio), "divisor": literal(se.divisor)}
-
-
 def _module_doc(graph: LayerGraph, analysis: Analysis) -> list[str]:
     net = graph.network
     out = graph.output
@@ -373,12 +285,12 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     stages = pytorch_blocks.stages_view(graph, block["name"], shared_bias)
     return {
         "module_doc": _module_doc(graph, analysis),
-        "bn": _bn_view(graph),
-        "l2_lines": _l2_lines(graph),
-        "helper_sections": _helper_sections(graph),
-        "se": _se_view(graph),
+        "bn": pytorch_helpers.bn_view(graph),
+        "l2_lines": pytorch_helpers.l2_lines(graph),
+        "helper_sections": pytorch_helpers.helper_sections(graph),
+        "se": pytorch_helpers.se_view(graph),
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
-        **_helpers_view(graph, ctx, shared_bias),
+        **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),
         "block": block,
         "model": {
             "name": MODEL_CLASS,
@@ -406,5 +318,5 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             ],
             4,
         ),
-        "fuse": pytorch_blocks.fuse_view(graph, block["name"], MODEL_CLASS),
+        "fuse": pytorch_fuse.fuse_view(graph, block["name"], MODEL_CLASS),
     }

@@ -1,5 +1,4 @@
-"""PyTorch backend, residual blocks: the block class, ``_make_layer`` and ``_shortcut``, and the table
-of BatchNorms that ``fuse_batchnorm`` folds.
+"""PyTorch backend, residual blocks: the block class, ``_make_layer`` and ``_shortcut``.
 
 The block class is written from the layers of every block (`resgen.backends.blocks`): each layer of
 the residual branch becomes one module in ``__init__`` and one statement in ``forward``, its channel
@@ -26,7 +25,6 @@ from resgen.graph import (
     ShortcutSource,
     StrideBlock,
 )
-from resgen.naming import torch_module, torch_path
 
 _CLASS_NAMES = {
     (BlockKind.BASIC, False): "BasicBlock",
@@ -329,85 +327,4 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         "shortcut_signature": signature,
         "shortcut_doc": docstring([doc], 8),
         "shortcut_body": body,
-    }
-
-
-# --- the inference build: BatchNorm folded into the convolution before it ---------------------------
-
-
-def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(conv, bn) module paths where a BatchNorm reads a convolution that feeds nothing else.
-
-    Only such a BatchNorm folds exactly into the convolution's weights and bias. A BatchNorm in
-    front of a convolution (pre-activation, the input BatchNorm of Rosebrock's tutorial) or after an
-    addition does not. Returns the pairs of the ``ResNet`` class and those of the block class,
-    relative to a block, each in graph order. A pair that crosses a block boundary (the stem's
-    convolution read only by the first block's pre-activation BatchNorm) belongs to ``ResNet``.
-    """
-    model_pairs: list[tuple[str, str]] = []
-    block_pairs: list[tuple[str, str]] = []
-    held: dict[tuple[int | None, int | None], set[tuple[str, str]]] = {}
-    for bn in graph.of_kind("batch_norm"):
-        (source,) = graph.inputs(bn.name)
-        conv = graph[source]
-        if conv.kind != "conv2d" or len(graph.consumers(source)) != 1:
-            continue
-        pair = (torch_path(graph, conv.name), torch_path(graph, bn.name))
-        where = (bn.stage, bn.block)
-        if bn.stage is None or (conv.stage, conv.block) != where:
-            model_pairs.append(pair)
-            continue
-        pair = (_in_block(pair[0]), _in_block(pair[1]))
-        held.setdefault(where, set()).add(pair)
-        if pair not in block_pairs:
-            block_pairs.append(pair)
-    # The table is per class: a pair must hold in every block that has both modules.
-    for (stage, block), layers in graph.block_layers().items():
-        paths = [torch_module(graph, x.name) for x in layers]
-        present = {_in_block(path) for path in paths if path is not None}
-        for pair in block_pairs:
-            if set(pair) <= present and pair not in held.get((stage, block), set()):
-                raise CodegenError(f"{pair} folds in some blocks but not in stage{stage}.block{block}")
-    return model_pairs, block_pairs
-
-
-def _in_block(path: str) -> str:
-    """A module path relative to its block: layer2.0.downsample.0 -> downsample.0."""
-    return path.split(".", 2)[2]
-
-
-def _string(path: str) -> str:
-    """A module path as a double-quoted literal, as ruff format writes it."""
-    if not all(part.isidentifier() or part.isdigit() for part in path.split(".")):
-        raise CodegenError(f"unexpected module path {path!r}")
-    return literal(path)
-
-
-def fuse_view(graph: LayerGraph, block_class: str, model_class: str) -> dict[str, Any]:
-    """The ``CONV_BN_PAIRS`` table that ``fuse_batchnorm`` folds, by owning class."""
-    model_pairs, block_pairs = _conv_bn_pairs(graph)
-    owners = [
-        {"name": owner, "pairs": [(_string(conv), _string(bn)) for conv, bn in pairs]}
-        for owner, pairs in ((model_class, model_pairs), (block_class, block_pairs))
-        if pairs
-    ]
-    head = "CONV_BN_PAIRS: dict[type[nn.Module], list[tuple[str, str]]] = {"
-    table = [f"{head}}}"]
-    if owners:
-        table = [head]
-        for owner in owners:
-            table += [
-                f"    {owner['name']}: [",
-                *(f"        ({c}, {b})," for c, b in owner["pairs"]),
-                "    ],",
-            ]
-        table.append("}")
-    return {
-        "table": table,
-        "comment": comment(
-            "Each convolution whose output only a BatchNorm reads, by the class that owns both: "
-            "fuse_batchnorm folds these BatchNorms into their convolutions. Other BatchNorms "
-            "(in front of a convolution, after an addition) stay as they are.",
-            0,
-        ),
     }

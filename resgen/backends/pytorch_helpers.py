@@ -1,0 +1,96 @@
+"""PyTorch backend, what the generated module states once: BatchNorm and L2 settings, the
+``conv3x3``/``conv1x1`` helpers, and which helper classes the network needs (TensorFlow "same"
+padding, option A shortcuts, squeeze-and-excitation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resgen.codegen import call_lines, comment, derived_float, docstring, literal
+from resgen.graph import LayerGraph, PadMode
+
+
+def bn_view(graph: LayerGraph) -> dict[str, Any]:
+    norm = graph.network.norm
+    return {
+        "eps": literal(norm.epsilon),
+        "momentum": derived_float(1.0 - norm.momentum),
+        "comment": comment(
+            "BatchNorm settings of every normalization layer. The spec states momentum in Keras' "
+            f"convention (running = m * running + (1 - m) * batch, m = {literal(norm.momentum)}); "
+            "torch's momentum is the weight of the new batch, 1 - m.",
+            0,
+        ),
+    }
+
+
+def l2_lines(graph: LayerGraph) -> list[str]:
+    """The WEIGHT_DECAY constant and its explanation, after a blank line; none without L2."""
+    l2 = graph.network.l2
+    if not l2:
+        return []
+    decay = derived_float(2 * l2)
+    return [
+        "",
+        *comment(
+            f"L2 regularization. The spec puts Keras' l2({literal(l2)}) on every convolution and dense "
+            f"kernel, adding {literal(l2)} * sum(w ** 2) to the loss; its gradient is 2 * {literal(l2)} * w, "
+            f"which is torch weight decay {decay} on exactly those weights. torch has no per-layer "
+            "regularizer: give the optimizer param_groups(model) instead of a global weight_decay.",
+            0,
+        ),
+        f"WEIGHT_DECAY = {decay}",
+    ]
+
+
+def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | None) -> dict[str, Any]:
+    """The conv3x3 and conv1x1 helpers."""
+    tf_same = graph.network.padding is PadMode.TF_SAME
+    if shared_bias is not None:
+        bias_params, bias_arg = [], literal(shared_bias)
+    else:
+        bias_params, bias_arg = ["bias: bool = False"], "bias"
+    conv3x3_args = ["in_planes", "out_planes", "kernel_size=3", "stride=stride"]
+    if not tf_same:
+        conv3x3_args.append("padding=1")
+    conv3x3_args += ["groups=groups", f"bias={bias_arg}"]
+    conv1x1_args = ["in_planes", "out_planes", "kernel_size=1", "stride=stride", f"bias={bias_arg}"]
+    doc3 = '3x3 convolution with TensorFlow "same" padding.' if tf_same else "3x3 convolution, padding 1."
+    doc1 = (
+        '1x1 convolution; TensorFlow "same" padding is none for a 1x1 at any stride.'
+        if tf_same
+        else "1x1 convolution."
+    )
+    params3 = ["in_planes: int", "out_planes: int", "stride: int = 1", "groups: int = 1", *bias_params]
+    params1 = ["in_planes: int", "out_planes: int", "stride: int = 1", *bias_params]
+    return {
+        "conv3x3": {
+            "signature": call_lines("def conv3x3", params3, 0, f" -> {conv_class}:"),
+            "doc": docstring([doc3], 4),
+            "body": call_lines(f"return {conv_class}", conv3x3_args, 4),
+        },
+        "conv1x1": {
+            "signature": call_lines("def conv1x1", params1, 0, " -> nn.Conv2d:"),
+            "doc": docstring([doc1], 4),
+            "body": call_lines("return nn.Conv2d", conv1x1_args, 4),
+        },
+    }
+
+
+def helper_sections(graph: LayerGraph) -> list[str]:
+    """Templates of the helper classes the network uses, in the order the file defines them."""
+    zero_pad = any(b.shortcut == "zero_pad" for b in graph.blocks)
+    return [
+        *(["torch/conv2d_same.py.j2"] if graph.network.padding is PadMode.TF_SAME else []),
+        *(["torch/zero_pad_shortcut.py.j2"] if zero_pad else []),
+        *(["torch/squeeze_excite.py.j2"] if graph.network.block.attention else []),
+    ]
+
+
+def se_view(graph: LayerGraph) -> dict[str, str]:
+    """SqueezeExcite's rounding settings, as literals (empty without squeeze-and-excitation)."""
+    se = graph.network.block.attention
+    if se is None:
+        return {}
+    return {"ratio": literal(se.ratio), "divisor": literal(se.divisor)}

@@ -1,0 +1,155 @@
+"""The op kinds of the layer graph: one frozen dataclass per kind, holding exactly that op's settings.
+
+`resgen.graph` builds layers from these; every backend, the shape rules and the weight mapping handle
+each kind in `OPS`. Adding an op kind means a dataclass here, a shape rule (`resgen.passes`) and one
+emitter per target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+
+class PadMode(StrEnum):
+    """How convolutions pad: k // 2 on every side, or TensorFlow's "same" (odd pixel at the end)."""
+
+    SYMMETRIC = "symmetric"
+    TF_SAME = "tf_same"
+
+
+class PadValue(StrEnum):
+    """What a max-pool's padding holds."""
+
+    ZEROS = "zeros"  # keras.applications' ZeroPadding2D
+    NEG_INF = "-inf"  # torch's nn.MaxPool2d
+
+
+@dataclass(frozen=True)
+class Input:
+    kind: ClassVar[str] = "input"
+    channels: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    kind: ClassVar[str] = "conv2d"
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    groups: int
+    bias: bool
+    padding: PadMode
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    kind: ClassVar[str] = "batch_norm"
+    channels: int
+
+
+@dataclass(frozen=True)
+class ReLU:
+    kind: ClassVar[str] = "relu"
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Max-pooling of an input padded on every side with `pad_value`."""
+
+    kind: ClassVar[str] = "max_pool"
+    kernel_size: int
+    stride: int
+    padding: int
+    input_nonnegative: bool  # after a ReLU: padding with zeros or with -inf gives the same result
+    pad_value: PadValue = PadValue.ZEROS
+
+
+@dataclass(frozen=True)
+class AvgPool:
+    """Average pooling without padding; in ceil mode a last, partial window covers the edge and
+    averages only the pixels it covers (torch's ceil_mode=True, count_include_pad=False)."""
+
+    kind: ClassVar[str] = "avg_pool"
+    kernel_size: int
+    stride: int
+    ceil_mode: bool = False
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool:
+    kind: ClassVar[str] = "global_avg_pool"
+    keepdims: bool = False  # (C, 1, 1) rather than (C,)
+
+
+@dataclass(frozen=True)
+class Flatten:
+    kind: ClassVar[str] = "flatten"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    kind: ClassVar[str] = "dropout"
+    rate: float
+
+
+@dataclass(frozen=True)
+class Dense:
+    kind: ClassVar[str] = "dense"
+    out_features: int
+    bias: bool
+
+
+@dataclass(frozen=True)
+class Softmax:
+    kind: ClassVar[str] = "softmax"
+
+
+@dataclass(frozen=True)
+class Sigmoid:
+    kind: ClassVar[str] = "sigmoid"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Input 0 times input 1, a per-channel gate of shape (C, 1, 1) (channel attention)."""
+
+    kind: ClassVar[str] = "scale"
+
+
+@dataclass(frozen=True)
+class Add:
+    kind: ClassVar[str] = "add"
+
+
+@dataclass(frozen=True)
+class ZeroPadShortcut:
+    kind: ClassVar[str] = "zero_pad_shortcut"
+    stride: int
+    pad_before: int
+    pad_after: int
+
+
+Op = (
+    Input
+    | Conv2d
+    | BatchNorm
+    | ReLU
+    | MaxPool
+    | AvgPool
+    | GlobalAvgPool
+    | Flatten
+    | Dropout
+    | Dense
+    | Softmax
+    | Sigmoid
+    | Scale
+    | Add
+    | ZeroPadShortcut
+)
+OP_TYPES: tuple[type, ...] = Op.__args__  # type: ignore[attr-defined]
+OPS: tuple[str, ...] = tuple(t.kind for t in OP_TYPES)  # every op kind; each backend handles all
