@@ -45,7 +45,8 @@ TORCHVISION = [
     "wide_resnet101_2",
 ]
 SMALL_SIDE = 64  # ImageNet-sized specs with a global-pool head are checked at 64x64 to keep CPU time low
-FUNCTIONAL = {"input", "add", "flatten", "softmax"}  # ops written as expressions in forward, not modules
+# ops written as expressions in forward, not modules (squeeze-and-excitation pools with x.mean)
+FUNCTIONAL = {"input", "add", "flatten", "softmax", "sigmoid", "scale", "global_avg_pool"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -194,6 +195,7 @@ def test_output_grows_with_stages_not_depth() -> None:
     short = render(compile_spec("cifar_resnet20"), "torch").count("\n")
     deep = render(compile_spec("cifar_resnet1202"), "torch").count("\n")
     assert deep < 300 and abs(deep - short) <= 2
+    assert resgen.render("resnet200d", "torch").count("\n") == resgen.render("resnet50d", "torch").count("\n")
     for name in PRESETS:
         assert render(compile_spec(name), "torch").count("\n") < 300, name
 
