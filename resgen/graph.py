@@ -17,6 +17,7 @@ only read it. Nothing after lowering reads the spec.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,7 @@ from resgen.ops import (
     Add,
     AvgPool,
     BatchNorm,
+    ChannelConv1d,
     Conv2d,
     Dense,
     Dropout,
@@ -58,9 +60,11 @@ __all__ = [
     "BlockDim",
     "BlockKind",
     "BlockRecord",
+    "ChannelConv1d",
     "Conv2d",
     "Dense",
     "Dropout",
+    "EcaDesign",
     "Flatten",
     "GlobalAvgPool",
     "Input",
@@ -187,6 +191,19 @@ class SqueezeExciteDesign:
 
 
 @dataclass(frozen=True)
+class EcaDesign:
+    """ECA: kernel size from the channel count (timm's EcaModule)."""
+
+    gamma: int
+    beta: int
+
+    def kernel_size(self, channels: int) -> int:
+        """t = int(|log2(channels) + beta| / gamma), made odd, at least 3 (math.log(c, 2), as timm)."""
+        t = int(abs(math.log(channels, 2) + self.beta) / self.gamma)
+        return max(t if t % 2 else t + 1, 3)
+
+
+@dataclass(frozen=True)
 class BlockDesign:
     """The residual block every stage is built from."""
 
@@ -197,7 +214,7 @@ class BlockDesign:
     width_per_group: int  # inner width = planes * width_per_group // 64 * groups (bottleneck)
     stride_on: str  # role of the branch convolution that carries the block's stride
     stride_block: StrideBlock
-    attention: SqueezeExciteDesign | None = None
+    attention: SqueezeExciteDesign | EcaDesign | None = None
 
     def inner_width(self, planes: int) -> int:
         if self.kind is BlockKind.BOTTLENECK:
@@ -252,6 +269,7 @@ class BlockRecord:
     stride: int
     shortcut: ShortcutKind
     reduced: int | None = None  # squeeze-and-excitation's reduced width
+    eca_kernel: int | None = None  # ECA's kernel size
 
     @property
     def prefix(self) -> str:

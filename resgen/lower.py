@@ -18,9 +18,11 @@ from resgen.graph import (
     BlockDim,
     BlockKind,
     BlockRecord,
+    ChannelConv1d,
     Conv2d,
     Dense,
     Dropout,
+    EcaDesign,
     Flatten,
     GlobalAvgPool,
     Input,
@@ -45,7 +47,15 @@ from resgen.graph import (
     StrideBlock,
     ZeroPadShortcut,
 )
-from resgen.spec import BottleneckBlock, ConvStem, DeepStem, ProjectionShortcut, Spec
+from resgen.spec import (
+    BottleneckBlock,
+    ConvStem,
+    DeepStem,
+    EfficientChannelAttention,
+    ProjectionShortcut,
+    Spec,
+    SqueezeExcite,
+)
 from resgen.spec import ZeroPadShortcut as ZeroPadSpec
 
 
@@ -61,7 +71,7 @@ def network_of(spec: Spec) -> Network:
         width_per_group=blk.width_per_group if bottleneck else 64,
         stride_on=blk.stride_on if bottleneck else "conv1",
         stride_block=StrideBlock(blk.stride_block),
-        attention=SqueezeExciteDesign(blk.attention.ratio, blk.attention.divisor) if blk.attention else None,
+        attention=_attention(blk.attention),
     )
     sc = spec.shortcut
     if isinstance(sc, ZeroPadSpec):
@@ -92,6 +102,16 @@ def network_of(spec: Spec) -> Network:
         stages=stages,
         blocks=(),
     )
+
+
+def _attention(
+    attention: SqueezeExcite | EfficientChannelAttention | None,
+) -> SqueezeExciteDesign | EcaDesign | None:
+    if isinstance(attention, SqueezeExcite):
+        return SqueezeExciteDesign(attention.ratio, attention.divisor)
+    if isinstance(attention, EfficientChannelAttention):
+        return EcaDesign(attention.gamma, attention.beta)
+    return None
 
 
 def block_stride(stage: StageRecord, block: int, design: BlockDesign) -> int:
@@ -213,8 +233,10 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
     cout = stage.out_channels
     width = design.inner_width(stage.planes)
     kind = rule.choose(block=i, in_channels=cin, out_channels=cout, stride=stride)
-    reduced = design.attention.reduced(cout) if design.attention else None
-    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced)
+    attention = design.attention
+    reduced = attention.reduced(cout) if isinstance(attention, SqueezeExciteDesign) else None
+    eca_kernel = attention.kernel_size(cout) if isinstance(attention, EcaDesign) else None
+    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced, eca_kernel)
 
     block_in = x
     IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
@@ -290,6 +312,8 @@ def _block(b: _Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[s
         shortcut = b.add(f"{p}.shortcut_pad", pad, (block_in,), ("shortcut", "kind"), (IN, OUT), True)
     if reduced is not None:
         x = _squeeze_excite(b, x, p, cout, reduced)
+    if eca_kernel is not None:
+        x = _eca(b, x, p, eca_kernel)
     x = b.add(f"{p}.add", Add(), (x, shortcut), at)
     if not design.preactivation:
         x = b.relu(f"{p}.out_relu", x, at)
@@ -306,6 +330,15 @@ def _squeeze_excite(b: _Builder, x: str, p: str, channels: int, reduced: int) ->
     y = b.conv(f"{p}.se_fc2", y, at, cin=reduced, cout=channels, k=1, dims=(REDUCED, OUT), bias=True)
     y = b.add(f"{p}.se_gate", Sigmoid(), (y,), at)
     return b.add(f"{p}.se_scale", Scale(), (x, y), at)
+
+
+def _eca(b: _Builder, x: str, p: str, kernel_size: int) -> str:
+    """ECA of the residual branch (timm's EcaModule): pool, 1-D convolution across channels, sigmoid."""
+    at: Path = ("block", "attention")
+    y = b.add(f"{p}.eca_pool", GlobalAvgPool(keepdims=True), (x,), at)
+    y = b.add(f"{p}.eca_conv", ChannelConv1d(kernel_size), (y,), at)
+    y = b.add(f"{p}.eca_gate", Sigmoid(), (y,), at)
+    return b.add(f"{p}.eca_scale", Scale(), (x, y), at)
 
 
 def _head(b: _Builder, x: str, channels: int) -> None:

@@ -57,6 +57,7 @@ _TORCH_BLOCK = {
     "se_fc1": "se.fc1",  # timm's SEModule
     "se_act": "se.act",
     "se_fc2": "se.fc2",
+    "eca_conv": "se.conv",  # timm names every attention module of a block `se`
 }
 # timm's avg_down shortcut: nn.Sequential(pool or nn.Identity(), conv, BatchNorm), in every block of
 # such a network, so its convolution is downsample.1 even where the block does not stride.
@@ -79,12 +80,16 @@ _KERAS_BLOCK = {
     "se_fc2": "se_expand",
     "se_gate": "se_gate",
     "se_scale": "se_excite",
+    "eca_pool": "eca_squeeze",
+    "eca_conv": "eca_conv",
+    "eca_gate": "eca_gate",
+    "eca_scale": "eca_excite",
 }
 
 
 # Layers the torch target computes with a function, not a module of their own, by kind and by role.
 _TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax", "sigmoid", "scale"})
-_TORCH_FUNCTIONAL_ROLES = frozenset({"se_pool"})
+_TORCH_FUNCTIONAL_ROLES = frozenset({"se_pool", "eca_pool"})
 
 
 def torch_path(graph: LayerGraph, name: str) -> str:
@@ -160,6 +165,13 @@ def _keras_name(layer: Layer, *, preactivation: bool) -> str:
         return f"{prefix}_{_KERAS_BLOCK[role]}"
     kind, index = role.rstrip("0123456789"), role[len(role.rstrip("0123456789")) :]
     return f"{prefix}_{index}_{kind}"  # conv2 -> _2_conv, bn1 -> _1_bn, relu3 -> _3_relu
+
+
+def keras_eca_reshape_names(layer_name: str) -> tuple[str, str]:
+    """Names of the Reshape layers around ECA's Conv1D: conv2_block1_eca_conv -> ..._eca_sequence and
+    ..._eca_channels (the channels become a sequence for the convolution, then channels again)."""
+    stem = layer_name.removesuffix("_conv")
+    return f"{stem}_sequence", f"{stem}_channels"
 
 
 def keras_pad_name(layer_name: str) -> str:

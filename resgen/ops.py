@@ -122,6 +122,15 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class ChannelConv1d:
+    """A 1-D convolution across the channels of a (C, 1, 1) map: one kernel, no bias, zero padding
+    (kernel_size - 1) // 2 at both ends (ECA's)."""
+
+    kind: ClassVar[str] = "channel_conv1d"
+    kernel_size: int
+
+
+@dataclass(frozen=True)
 class Add:
     kind: ClassVar[str] = "add"
 
@@ -148,6 +157,7 @@ Op = (
     | Softmax
     | Sigmoid
     | Scale
+    | ChannelConv1d
     | Add
     | ZeroPadShortcut
 )

@@ -19,6 +19,7 @@ from resgen.graph import (
     OPS,
     AvgPool,
     BatchNorm,
+    ChannelConv1d,
     Conv2d,
     Dense,
     GlobalAvgPool,
@@ -225,6 +226,13 @@ def _zero_pad_shortcut(op: ZeroPadShortcut, ins: list[Shape]) -> tuple[Shape, No
     return (c + op.pad_before + op.pad_after, math.ceil(h / s), math.ceil(w / s)), None
 
 
+def _channel_conv1d(op: ChannelConv1d, ins: list[Shape]) -> tuple[Shape, None]:
+    c = ins[0][0]
+    if ins[0] != (c, 1, 1):
+        raise _ShapeError(f"a convolution across channels needs a (C, 1, 1) map, got {format_shape(ins[0])}")
+    return ins[0], None
+
+
 SHAPE_RULES: dict[str, Rule] = {
     "input": _input,
     "conv2d": _conv2d,
@@ -239,6 +247,7 @@ SHAPE_RULES: dict[str, Rule] = {
     "softmax": _same,
     "sigmoid": _same,
     "scale": _scale,
+    "channel_conv1d": _channel_conv1d,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }
@@ -269,6 +278,8 @@ def _counts(layer: Layer, shape: Shape, in_shape: Shape | None) -> tuple[int, in
         return weights + (op.out_channels if op.bias else 0), 0, weights * shape[1] * shape[2]
     if isinstance(op, BatchNorm):
         return 2 * op.channels, 2 * op.channels, 0
+    if isinstance(op, ChannelConv1d):
+        return op.kernel_size, 0, op.kernel_size * shape[0]
     if isinstance(op, Dense):
         assert in_shape is not None
         weights = in_shape[0] * op.out_features

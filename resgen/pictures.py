@@ -89,6 +89,7 @@ OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
     "softmax": lambda op, x: "softmax",
     "sigmoid": lambda op, x: "sigmoid",
     "scale": lambda op, x: "scale",
+    "channel_conv1d": lambda op, x: f"conv1d across channels k={op.kernel_size}",
     "add": lambda op, x: "add",
     "zero_pad_shortcut": lambda op, x: f"zero_pad /{op.stride} +{op.pad_before + op.pad_after} channels",
 }
@@ -165,6 +166,7 @@ def _block_label(compiled: Compiled, record: BlockRecord) -> str:
     parts.append(str(record.shortcut))
     parts += [f"groups={design.groups}"] if design.groups > 1 else []
     parts += [f"se {record.reduced}"] if record.reduced is not None else []
+    parts += [f"eca k={record.eca_kernel}"] if record.eca_kernel is not None else []
     return " ".join(parts)
 
 

@@ -149,7 +149,21 @@ class SqueezeExcite(_Model):
     """The reduced width is rounded to a multiple of this."""
 
 
-Attention = Annotated[SqueezeExcite, Field(discriminator="kind")]
+class EfficientChannelAttention(_Model):
+    """ECA (Wang et al. 2020), as timm's EcaModule: at the end of the residual branch, a global average
+    pool, a 1-D convolution across the channels (no bias), and a sigmoid that scales the branch's
+    channels. Kernel size from the channel count C: t = int(|log2(C) + beta| / gamma), made odd, at
+    least 3."""
+
+    kind: Literal["eca"]
+    """Attention kind."""
+    gamma: int = Field(default=2, ge=1, le=16)
+    """Divisor in the kernel-size rule (timm and the paper: 2)."""
+    beta: int = Field(default=1, ge=0, le=16)
+    """Offset in the kernel-size rule (timm and the paper: 1)."""
+
+
+Attention = Annotated[SqueezeExcite | EfficientChannelAttention, Field(discriminator="kind")]
 
 
 class _BlockBase(_Model):

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from resgen.compiler import Compiled
-from resgen.graph import BatchNorm, Conv2d, Dense
+from resgen.graph import BatchNorm, ChannelConv1d, Conv2d, Dense
 from resgen.naming import keras_name, torch_path
 
 _SLOTS = {
     "conv2d": (("weight", "kernel"), ("bias", "bias")),
     "dense": (("weight", "kernel"), ("bias", "bias")),
+    "channel_conv1d": (("weight", "kernel"),),
     "batch_norm": (
         ("weight", "gamma"),
         ("bias", "beta"),
@@ -97,6 +98,8 @@ def _shapes(op: Any, in_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ..
     if isinstance(op, Dense):
         i, o = in_shape[0], op.out_features
         return {"kernel": ((o, i), (i, o)), "bias": ((o,), (o,))}
+    if isinstance(op, ChannelConv1d):  # torch Conv1d(1, 1, k): (out, in, k); Keras Conv1D: (k, in, out)
+        return {"kernel": ((1, 1, op.kernel_size), (op.kernel_size, 1, 1))}
     assert isinstance(op, BatchNorm)
     c = (op.channels,)
     return {role: (c, c) for role in ("gamma", "beta", "moving_mean", "moving_variance")}
@@ -120,6 +123,8 @@ def to_keras(slot: WeightSlot, array: np.ndarray) -> np.ndarray:
     _expect(slot, array.shape, slot.torch_shape, "torch")
     if slot.op == "conv2d" and slot.role == "kernel":
         return np.ascontiguousarray(array.transpose(2, 3, 1, 0))
+    if slot.op == "channel_conv1d":
+        return np.ascontiguousarray(array.transpose(2, 1, 0))
     if slot.op == "dense" and slot.role == "kernel":
         if slot.flatten_chw:
             c, h, w = slot.flatten_chw
@@ -134,6 +139,8 @@ def to_torch(slot: WeightSlot, array: np.ndarray) -> np.ndarray:
     _expect(slot, array.shape, slot.keras_shape, "Keras")
     if slot.op == "conv2d" and slot.role == "kernel":
         return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
+    if slot.op == "channel_conv1d":
+        return np.ascontiguousarray(array.transpose(2, 1, 0))
     if slot.op == "dense" and slot.role == "kernel":
         array = array.T
         if slot.flatten_chw:

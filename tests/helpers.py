@@ -48,6 +48,7 @@ GOLDEN_PRESETS = (
     "rosebrock_tiny_imagenet",
     "resnet50d",
     "seresnet50",
+    "ecaresnet26t",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:
@@ -77,6 +78,8 @@ DEEP_PRESETS = frozenset(
         "seresnext50_32x4d",  # seresnet50 covers squeeze-and-excitation
         "seresnext101_32x8d",
         "seresnext101d_32x8d",
+        "ecaresnet50d",  # ecaresnet26t covers ECA
+        "ecaresnet101d",
     }
 )
 

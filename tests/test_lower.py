@@ -209,3 +209,12 @@ def test_squeeze_excite_is_lowered_before_the_addition() -> None:
     assert graph.inputs("stage1.block1.add")[0] == "stage1.block1.se_scale"
     assert graph.inputs("stage1.block1.se_scale") == ["stage1.block1.bn3", "stage1.block1.se_gate"]
     assert all(graph[f"stage1.block1.se_fc{i}"].op.bias for i in (1, 2))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("channels", "kernel"), [(64, 3), (128, 5), (256, 5), (1024, 5), (2048, 7), (100, 3)]
+)
+def test_eca_kernel_size_follows_timm(channels: int, kernel: int) -> None:
+    from resgen.graph import EcaDesign
+
+    assert EcaDesign(gamma=2, beta=1).kernel_size(channels) == kernel

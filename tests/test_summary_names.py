@@ -14,7 +14,16 @@ from resgen.importing import import_generated
 
 pytestmark = pytest.mark.framework
 
-PRESETS = ["resnet18", "keras_resnet50", "keras_resnet50v2", "cifar_resnet20", "rosebrock_cifar10"]
+PRESETS = [
+    "resnet18",
+    "keras_resnet50",
+    "keras_resnet50v2",
+    "cifar_resnet20",
+    "rosebrock_cifar10",
+    "resnet26d",
+    "seresnet50",
+    "ecaresnet26t",
+]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -27,7 +36,7 @@ def test_every_listed_name_exists_in_both_built_models(name: str) -> None:
     keras_layers = {layer.name for layer in keras_model.layers}
     rows = resgen.summary(net)["layers"]
     functional = {row["op"] for row in rows if row["torch"] is None}
-    assert functional <= {"input", "add", "flatten", "softmax"}
+    assert functional <= {"input", "add", "flatten", "softmax", "sigmoid", "scale", "global_avg_pool"}
     for row in rows:
         if row["torch"] is not None:
             assert row["torch"] in modules, f"{row['name']}: no torch module {row['torch']}"

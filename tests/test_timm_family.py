@@ -41,6 +41,9 @@ TIMM_PRESETS = [
     "seresnext50_32x4d",
     "seresnext101_32x8d",
     "seresnext101d_32x8d",
+    "ecaresnet26t",
+    "ecaresnet50d",
+    "ecaresnet101d",
 ]
 
 
@@ -116,6 +119,22 @@ def test_planted_squeeze_excite_without_bias_fails() -> None:
     net = resgen.compile("seresnet50", input_size=(33, 47))
     with pytest.raises((RuntimeError, KeyError, ValueError)):
         parity.check(net, torch_source=planted)
+
+
+def test_eca_paths_and_kernel_sizes_are_timms() -> None:
+    net = resgen.compile("ecaresnet26t")
+    assert [r.eca_kernel for r in net.graph.blocks if r.block == 1] == [5, 5, 5, 7]  # 256 ... 2048 channels
+    state = import_generated(resgen.render(net, "torch"), "timm_eca_paths").build_model().state_dict()
+    assert state["layer4.0.se.conv.weight"].shape == (1, 1, 7)
+    assert set(state) == set(timm.create_model("ecaresnet26t", pretrained=False).state_dict())
+
+
+def test_planted_eca_kernel_rule_fails() -> None:
+    source = resgen.render("ecaresnet26t", "torch")
+    planted = source.replace("kernel_size = max(t if t % 2 else t + 1, 3)", "kernel_size = 3")
+    assert planted != source
+    with pytest.raises((RuntimeError, ValueError), match="shape"):  # the weights no longer fit: refused
+        parity.check(resgen.compile("ecaresnet26t", input_size=(33, 47)), torch_source=planted)
 
 
 # --- the harness sees the new conventions --------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from resgen.codegen import CodegenError
-from resgen.graph import BlockKind, BlockRecord, Layer, LayerGraph, ShortcutKind
+from resgen.graph import BlockKind, BlockRecord, ChannelConv1d, Layer, LayerGraph, ShortcutKind
 
 T = TypeVar("T")
 
@@ -61,6 +61,20 @@ def parameters(graph: LayerGraph) -> BlockParameters:
 
 def is_shortcut(layer: Layer) -> bool:
     return layer.role.startswith("shortcut_")
+
+
+ATTENTION_MODULES = {"se_pool": "SqueezeExcite", "eca_pool": "EfficientChannelAttention"}
+
+
+def is_attention(layer: Layer) -> bool:
+    """A layer of the block's channel attention (squeeze-and-excitation, ECA)."""
+    return layer.role.startswith(("se_", "eca_"))
+
+
+def attention_check(layer: Layer, record: BlockRecord) -> None:
+    """An attention layer's size is the block's (ECA's kernel; SE widths are checked as channels)."""
+    if isinstance(layer.op, ChannelConv1d) and layer.op.kernel_size != record.eca_kernel:
+        raise CodegenError(f"{layer.name}: kernel size {layer.op.kernel_size} is not the block's")
 
 
 def same_for_every_block(graph: LayerGraph, write: Callable[[BlockRecord, list[Layer]], T]) -> T:

@@ -36,6 +36,7 @@ from resgen.graph import (
     BlockRecord,
     Conv2d,
     Dense,
+    EcaDesign,
     Layer,
     LayerGraph,
     MaxPool,
@@ -43,11 +44,11 @@ from resgen.graph import (
     PadValue,
     Scope,
 )
-from resgen.naming import fused_into_dense
+from resgen.naming import fused_into_dense, keras_eca_reshape_names, keras_name
 from resgen.passes import Analysis, Pads
 
 template = "keras/model.py.j2"
-allowed_imports = frozenset({"keras", "sys"})
+allowed_imports = frozenset({"keras", "math", "sys"})
 
 # Keras builds, calls and saves functional models by walking their graph recursively, about one
 # Python frame per layer. Networks deeper than this raise the interpreter's limit (default 1000).
@@ -203,6 +204,18 @@ def _scale(site: Site, layer: Layer) -> list[str]:
     return _layer(site, layer, "layers.Multiply", [f"name={site.name(layer)}"], src=src)
 
 
+def _channel_conv1d(site: Site, layer: Layer) -> list[str]:
+    """ECA's convolution across channels: the (1, 1, C) map as a sequence of C steps, Conv1D, back."""
+    if not isinstance(site, BlockSite):
+        raise CodegenError(f"{layer.name}: a convolution across channels belongs in a block's ECA")
+    sequence, channels = keras_eca_reshape_names(keras_name(site.graph, layer.name))
+    lines = _layer(site, layer, "layers.Reshape", ["(-1, 1)", f"name={site.name_text(sequence)}"])
+    args = ["1", "eca_size", 'padding="same"', "use_bias=False", f"name={site.name(layer)}"]
+    lines += _layer(site, layer, "layers.Conv1D", args, src=site.dst(layer))
+    args = ["(1, 1, -1)", f"name={site.name_text(channels)}"]
+    return lines + _layer(site, layer, "layers.Reshape", args, src=site.dst(layer))
+
+
 def _add(site: Site, layer: Layer) -> list[str]:
     src = f"[{site.src(layer, 0)}, {site.src(layer, 1)}]"
     return _layer(site, layer, "layers.Add", [f"name={site.name(layer)}"], src=src)
@@ -236,10 +249,18 @@ HANDLERS: dict[str, Handler] = {
     "softmax": _softmax,
     "sigmoid": _sigmoid,
     "scale": _scale,
+    "channel_conv1d": _channel_conv1d,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }
 assert set(HANDLERS) == set(OPS), "the Keras backend needs a handler for every op kind"
+
+
+def _stdlib_imports(graph: LayerGraph, deep: bool) -> list[str]:
+    """`import math` for ECA's kernel rule, `import sys` for a deep network's recursion limit."""
+    eca = isinstance(graph.network.block.attention, EcaDesign)
+    imports = [*(["import math"] if eca else []), *(["import sys"] if deep else [])]
+    return [*imports, ""] if imports else []
 
 
 # --- the view model --------------------------------------------------------------------------------
@@ -273,7 +294,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         f"RECURSION_LIMIT = {literal(1000 * -(-(2 * depth + 1000) // 1000))}",
     ]
     return {
-        "stdlib_imports": ["import sys", ""] if deep else [],
+        "stdlib_imports": _stdlib_imports(graph, deep),
         "recursion_limit": recursion_limit if deep else [],
         "raise_recursion_limit": ["sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))"]
         if deep

@@ -14,7 +14,7 @@ from typing import Any
 
 from resgen.backends import blocks
 from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, indented, literal, wrap
-from resgen.graph import BlockRecord, Layer, LayerGraph, ShortcutKind
+from resgen.graph import BlockRecord, EcaDesign, Layer, LayerGraph, ShortcutKind, SqueezeExciteDesign
 from resgen.naming import keras_name
 
 # Tensors inside the block function: the block input ``x``, its pre-activation, the residual branch
@@ -26,10 +26,10 @@ _TAIL_ROLES = ("add", "out_relu")
 def tensor_of(role: str) -> str:
     if role in _PREACT_ROLES:
         return "preact"
-    if role == "se_scale":
-        return "residual"  # squeeze-and-excitation rescales the residual branch
-    if role.startswith("se_"):
-        return "se"
+    if role in ("se_scale", "eca_scale"):
+        return "residual"  # channel attention rescales the residual branch
+    if role.startswith(("se_", "eca_")):
+        return "gate"
     if role.startswith("shortcut_"):
         return "skip"
     if role in _TAIL_ROLES:
@@ -76,13 +76,15 @@ def block_view(
     def write(record: BlockRecord, layers: list[Layer]) -> tuple[list[str], list[str], list[str]]:
         prefix = block_name(graph, layers)
         site = make_site(record, prefix, params)
-        parts: dict[str, list[str]] = {"preact": [], "residual": [], "se": [], "skip": [], "x": []}
+        parts: dict[str, list[str]] = {"preact": [], "residual": [], "skip": [], "x": []}
         for layer in layers:
             roles.setdefault(layer.role, layer)
             if layer.dims is not None:
                 blocks.channel_check(layer, record)
+            if blocks.is_attention(layer):
+                blocks.attention_check(layer, record)
             part = tensor_of(layer.role)
-            part = "residual" if part == "se" else part  # the gate is computed in the branch's flow
+            part = "residual" if part == "gate" else part  # the gate is computed in the branch's flow
             site.indent = 8 if part == "skip" else 4  # shortcut branches sit inside an if
             parts[part] += handlers[layer.kind](site, layer)
         if record.shortcut is ShortcutKind.IDENTITY:
@@ -95,11 +97,7 @@ def block_view(
         return parts["preact"], parts["residual"], parts["x"]
 
     preact, main, tail = blocks.same_for_every_block(graph, write)
-    se = graph.network.block.attention
-    if se is not None:
-        d = literal(se.divisor)
-        rounding = f"int(filters * {literal(se.ratio)} + {literal(se.divisor / 2)}) // {d} * {d}"
-        main = [f"se_width = max({d}, {rounding})  # timm's make_divisible", *main]
+    main = [*_attention_sizes(graph), *main]
     bottleneck = "conv3" in roles
     kind = "bottleneck" if bottleneck else "basic"
     preactivation = "preact_bn" in roles
@@ -143,6 +141,24 @@ def block_view(
         "tail": tail,
         "uses_zero_pad": ShortcutKind.ZERO_PAD in branches,
     }
+
+
+def _attention_sizes(graph: LayerGraph) -> list[str]:
+    """Lines computing the channel attention's size from `filters`, by timm's rules."""
+    attention = graph.network.block.attention
+    if isinstance(attention, SqueezeExciteDesign):
+        d = literal(attention.divisor)
+        rounding = (
+            f"int(filters * {literal(attention.ratio)} + {literal(attention.divisor / 2)}) // {d} * {d}"
+        )
+        return [f"se_width = max({d}, {rounding})  # timm's make_divisible"]
+    if isinstance(attention, EcaDesign):
+        log = f"math.log(filters, 2) + {literal(attention.beta)}"
+        return [
+            f"t = int(abs({log}) / {literal(attention.gamma)})  # timm's ECA kernel rule",
+            "eca_size = max(t if t % 2 else t + 1, 3)",
+        ]
+    return []
 
 
 def _suffix(graph: LayerGraph, layer: Layer) -> str:

@@ -26,12 +26,16 @@ class Site(ABC):
     indent: int
 
     @abstractmethod
+    def name_text(self, keras_layer_name: str) -> str:
+        """Code text of a Keras layer name written here."""
+
     def name(self, layer: Layer) -> str:
         """Code text of the layer's name."""
+        return self.name_text(keras_name(self.graph, layer.name))
 
-    @abstractmethod
     def pad_name(self, layer: Layer) -> str:
         """Code text of the name of the ZeroPadding2D in front of the layer."""
+        return self.name_text(keras_pad_name(keras_name(self.graph, layer.name)))
 
     @abstractmethod
     def src(self, layer: Layer, index: int = 0) -> str:
@@ -58,11 +62,8 @@ class Site(ABC):
 class StraightSite(Site):
     """The stem and the head: written once each in ``build_model``, names as literals."""
 
-    def name(self, layer: Layer) -> str:
-        return literal(keras_name(self.graph, layer.name))
-
-    def pad_name(self, layer: Layer) -> str:
-        return literal(keras_pad_name(keras_name(self.graph, layer.name)))
+    def name_text(self, keras_layer_name: str) -> str:
+        return literal(keras_layer_name)
 
     def src(self, layer: Layer, index: int = 0) -> str:
         producer = self.graph.inputs(layer.name)[index]
@@ -91,11 +92,8 @@ class BlockSite(Site):
             raise CodegenError(f"layer {layer_name} does not start with its block's {self.prefix}")
         return layer_name[len(self.prefix) :]
 
-    def name(self, layer: Layer) -> str:
-        return f'f"{{name}}{self._suffix(keras_name(self.graph, layer.name))}"'
-
-    def pad_name(self, layer: Layer) -> str:
-        return f'f"{{name}}{self._suffix(keras_pad_name(keras_name(self.graph, layer.name)))}"'
+    def name_text(self, keras_layer_name: str) -> str:
+        return f'f"{{name}}{self._suffix(keras_layer_name)}"'
 
     def src(self, layer: Layer, index: int = 0) -> str:
         if layer.role == "add" and index == 1:

@@ -24,12 +24,14 @@ from typing import Any
 
 from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers
 from resgen.codegen import CodegenError, call_lines, comment, docstring, literal, plural
-from resgen.graph import OPS, Conv2d, Layer, LayerGraph, MaxPool, PadMode, PadValue, Scope
+from resgen.graph import OPS, Conv2d, EcaDesign, Layer, LayerGraph, MaxPool, PadMode, PadValue, Scope
 from resgen.naming import torch_path
 from resgen.passes import Analysis
 
 template = "torch/model.py.j2"
-allowed_imports = frozenset({"__future__", "copy", "torch"})  # the generated module needs nothing else
+allowed_imports = frozenset(
+    {"__future__", "copy", "math", "torch"}
+)  # the generated module needs nothing else
 
 MODEL_CLASS = "ResNet"
 
@@ -185,6 +187,10 @@ def _scale(layer: Layer, ctx: Context) -> Code:
     return Code(None, [], ["x = x * gate"])
 
 
+def _channel_conv1d(layer: Layer, ctx: Context) -> Code:
+    raise CodegenError(f"{layer.name}: a convolution across channels belongs in a block's ECA module")
+
+
 def _add(layer: Layer, ctx: Context) -> Code:
     # the residual addition lives in the block class; this is its statement there
     return Code(None, [], ["out += identity"])
@@ -213,6 +219,7 @@ HANDLERS: dict[str, Handler] = {
     "softmax": _softmax,
     "sigmoid": _sigmoid,
     "scale": _scale,
+    "channel_conv1d": _channel_conv1d,
     "add": _add,
     "zero_pad_shortcut": _zero_pad_shortcut,
 }
@@ -289,6 +296,11 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "l2_lines": pytorch_helpers.l2_lines(graph),
         "helper_sections": pytorch_helpers.helper_sections(graph),
         "se": pytorch_helpers.se_view(graph),
+        "eca": pytorch_helpers.eca_view(graph),
+        "stdlib_imports": [
+            "import copy",
+            *(["import math"] if isinstance(net.block.attention, EcaDesign) else []),
+        ],
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),
         "block": block,

@@ -107,10 +107,10 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
                 continue
             if layer.dims is not None:
                 blocks.channel_check(layer, record)
-            if layer.role.startswith("se_"):  # squeeze-and-excitation: one SqueezeExcite module
-                if layer.role == "se_pool":
-                    assert design.attention is not None
-                    init.append(f"self.se = SqueezeExcite({_dim(design, 'out')})")
+            if blocks.is_attention(layer):  # channel attention: one module, named `se` as in timm
+                blocks.attention_check(layer, record)
+                if layer.role in blocks.ATTENTION_MODULES:
+                    init.append(f"self.se = {blocks.ATTENTION_MODULES[layer.role]}({_dim(design, 'out')})")
                     forward.append("out = self.se(out)")
                 continue
             producer = graph[graph.inputs(layer.name)[0]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from resgen.codegen import call_lines, comment, derived_float, docstring, literal
-from resgen.graph import LayerGraph, PadMode
+from resgen.graph import EcaDesign, LayerGraph, PadMode, SqueezeExciteDesign
 
 
 def bn_view(graph: LayerGraph) -> dict[str, Any]:
@@ -84,13 +84,26 @@ def helper_sections(graph: LayerGraph) -> list[str]:
     return [
         *(["torch/conv2d_same.py.j2"] if graph.network.padding is PadMode.TF_SAME else []),
         *(["torch/zero_pad_shortcut.py.j2"] if zero_pad else []),
-        *(["torch/squeeze_excite.py.j2"] if graph.network.block.attention else []),
+        *(
+            ["torch/squeeze_excite.py.j2"]
+            if isinstance(graph.network.block.attention, SqueezeExciteDesign)
+            else []
+        ),
+        *(["torch/eca.py.j2"] if isinstance(graph.network.block.attention, EcaDesign) else []),
     ]
 
 
 def se_view(graph: LayerGraph) -> dict[str, str]:
     """SqueezeExcite's rounding settings, as literals (empty without squeeze-and-excitation)."""
     se = graph.network.block.attention
-    if se is None:
+    if not isinstance(se, SqueezeExciteDesign):
         return {}
     return {"ratio": literal(se.ratio), "divisor": literal(se.divisor)}
+
+
+def eca_view(graph: LayerGraph) -> dict[str, str]:
+    """EfficientChannelAttention's kernel-size settings, as literals (empty without ECA)."""
+    eca = graph.network.block.attention
+    if not isinstance(eca, EcaDesign):
+        return {}
+    return {"gamma": literal(eca.gamma), "beta": literal(eca.beta)}

@@ -89,28 +89,28 @@ def bottleneck_block(
         momentum=0.9,
         name=f"{name}_3_bn",
     )(residual)
-    se = layers.GlobalAveragePooling2D(
+    gate = layers.GlobalAveragePooling2D(
         data_format="channels_last",
         keepdims=True,
         name=f"{name}_se_squeeze",
     )(residual)
-    se = layers.Conv2D(
+    gate = layers.Conv2D(
         se_width,
         1,
         data_format="channels_last",
         use_bias=True,
         name=f"{name}_se_reduce",
-    )(se)
-    se = layers.Activation("relu", name=f"{name}_se_relu")(se)
-    se = layers.Conv2D(
+    )(gate)
+    gate = layers.Activation("relu", name=f"{name}_se_relu")(gate)
+    gate = layers.Conv2D(
         filters,
         1,
         data_format="channels_last",
         use_bias=True,
         name=f"{name}_se_expand",
-    )(se)
-    se = layers.Activation("sigmoid", name=f"{name}_se_gate")(se)
-    residual = layers.Multiply(name=f"{name}_se_excite")([residual, se])
+    )(gate)
+    gate = layers.Activation("sigmoid", name=f"{name}_se_gate")(gate)
+    residual = layers.Multiply(name=f"{name}_se_excite")([residual, gate])
     if shortcut == "projection":
         skip = layers.Conv2D(
             filters,
