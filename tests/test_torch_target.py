@@ -89,6 +89,8 @@ def assert_matches_graph(model: Any, module: ModuleType, compiled: Compiled, bat
         shape = analysis.shape(layer.name)
         if layer.kind == "global_avg_pool":
             shape = (*shape, 1, 1)  # torchvision pools to (C, 1, 1) and flattens in forward
+        if layer.kind == "channel_conv1d":
+            shape = (1, shape[0])  # ECA's Conv1d sees the channels as a sequence of one feature
         expected[path].append(shape)
         check_settings(compiled, layer, modules[path], module)
         own = sum(p.numel() for p in modules[path].parameters())
@@ -205,7 +207,8 @@ def test_generated_imports_only_torch_and_stdlib() -> None:
         text = render(compile_spec(name), "torch")
         imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
         assert imports[0] == "from __future__ import annotations"
-        allowed = {"__future__", "copy", "torch"}  # copy: fuse_batchnorm returns a folded copy
+        # copy: fuse_batchnorm returns a folded copy; math: ECA's kernel rule
+        allowed = {"__future__", "copy", "math", "torch"}
         assert all(line.split()[1].split(".")[0] in allowed for line in imports), imports
 
 
