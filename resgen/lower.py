@@ -217,6 +217,11 @@ def _stem(b: _Builder, x: str) -> tuple[str, int]:
     if norm:
         x = b.bn("stem.bn", x, cin, ("stem", "norm") if isinstance(stem, ConvStem) else ("stem",))
         x = b.relu("stem.relu", x, ("stem", "norm") if isinstance(stem, ConvStem) else ("stem",))
+    if stem.conv_pool:  # timm's replace_stem_pool: a strided 3x3 convolution downsamples
+        at: Path = ("stem", "conv_pool")
+        x = b.conv("stem.pool_conv", x, at, cin=cin, cout=cin, k=3, stride=2)
+        x = b.bn("stem.pool_bn", x, cin, at)
+        x = b.relu("stem.pool_relu", x, at)
     if stem.pool is not None:
         pool = stem.pool
         op = MaxPool(pool.kernel_size, pool.stride, pool.padding, norm, PadValue(pool.pad_with))

@@ -18,6 +18,9 @@ from resgen.graph import Layer, LayerGraph, Scope
 
 _TORCH_STEM = {
     "input_bn": "input_bn",
+    "pool_conv": "maxpool.0",  # timm's replace_stem_pool keeps the name maxpool
+    "pool_bn": "maxpool.1",
+    "pool_relu": "maxpool.2",
     "conv": "conv1",
     "bn": "bn1",
     "relu": "relu",
@@ -25,6 +28,9 @@ _TORCH_STEM = {
 }
 _KERAS_STEM = {
     "input_bn": "input_bn",
+    "pool_conv": "pool1_conv",
+    "pool_bn": "pool1_bn",
+    "pool_relu": "pool1_relu",
     "conv": "conv1_conv",
     "bn": "conv1_bn",
     "relu": "conv1_relu",

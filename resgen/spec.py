@@ -82,7 +82,8 @@ class MaxPool(_Model):
 
 class ConvStem(_Model):
     """One convolution, optionally BatchNorm + ReLU and a max-pool: the ImageNet stem (7x7/2 + 3x3/2
-    pool), the CIFAR stem (3x3/1, no pool) and the seed's tiny-ImageNet stem (5x5/1 + 3x3/2 pool)."""
+    pool), the CIFAR stem (3x3/1, no pool) and the tiny-ImageNet stem of Rosebrock's tutorial (5x5/1 +
+    3x3/2 pool)."""
 
     kind: Literal["conv"]
     """Stem kind."""
@@ -96,13 +97,17 @@ class ConvStem(_Model):
     """BatchNorm + ReLU after the convolution (false for pre-activation nets: their blocks normalize)."""
     pool: MaxPool | None = None
     """Max-pool after the convolution; null for none."""
+    conv_pool: bool = False
+    """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
+    replace_stem_pool); needs pool: null."""
     input_norm: bool = False
-    """BatchNorm on the raw input before the convolution (the seed's ResNet does this)."""
+    """BatchNorm on the raw input before the convolution (the ResNet of Rosebrock's tutorial does)."""
 
     @model_validator(mode="after")
     def _odd_kernel(self) -> ConvStem:
         if self.kernel_size % 2 == 0:
             raise ValueError("kernel_size must be odd so that padding keeps the image centred")
+        _one_pool(self.pool, self.conv_pool)
         return self
 
 
@@ -119,6 +124,19 @@ class DeepStem(_Model):
     """Stride of the first convolution (the others have stride 1)."""
     pool: MaxPool | None = None
     """Max-pool after the stem; null for none."""
+    conv_pool: bool = False
+    """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
+    replace_stem_pool, as ResNet-RS does); needs pool: null."""
+
+    @model_validator(mode="after")
+    def _one_downsampling(self) -> DeepStem:
+        _one_pool(self.pool, self.conv_pool)
+        return self
+
+
+def _one_pool(pool: MaxPool | None, conv_pool: bool) -> None:
+    if pool is not None and conv_pool:
+        raise ValueError("conv_pool replaces the max-pool: set pool: null, or conv_pool: false")
 
 
 Stem = Annotated[ConvStem | DeepStem, Field(discriminator="kind")]

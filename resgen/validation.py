@@ -9,7 +9,7 @@ instead of a quoted number or a YAML 1.1 boolean.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +24,7 @@ _MODEL_ERRORS_AT_FIELD = {
     "is a Python builtin": ("name",),
     "kernel_size must be odd": ("kernel_size",),
     "downsample 'avg_pool' already subsamples": ("shortcut", "stride_only"),
+    "conv_pool replaces the max-pool": ("conv_pool",),
 }
 
 
@@ -122,20 +123,24 @@ def _kinds_at(data: Any, path: tuple[str | int, ...]) -> list[str]:
     parent = _model_at(data, path[:-1]) if path else None
     if parent is None or path[-1] not in parent.model_fields:
         return []
-    annotation = parent.model_fields[path[-1]].annotation
-    members = getattr(annotation, "__args__", None) or (annotation,)
+    members = _models_in(parent.model_fields[path[-1]].annotation)
     return [
-        k
-        for m in members
-        if isinstance(m, type) and issubclass(m, BaseModel)
-        for k in m.model_fields["kind"].annotation.__args__
+        k for m in members if "kind" in m.model_fields for k in m.model_fields["kind"].annotation.__args__
     ]
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    """The models a field's annotation admits, through unions, Optional and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) is Annotated:
+        return _models_in(get_args(annotation)[0])
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _model_for(annotation: Any, node: Any) -> Any:
     """The model class a field holds (the union member named by ``kind``, for unions)."""
-    args = getattr(annotation, "__args__", None) or (annotation,)
-    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    models = _models_in(annotation)
     kind = node.get("kind") if isinstance(node, dict) else None
     for model in models:
         if len(models) == 1 or kind in model.model_fields["kind"].annotation.__args__:

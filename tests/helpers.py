@@ -47,7 +47,7 @@ GOLDEN_PRESETS = (
     "rosebrock_cifar10",
     "rosebrock_tiny_imagenet",
     "resnet50d",
-    "seresnet50",
+    "resnetrs50",
     "ecaresnet26t",
 )
 
@@ -80,6 +80,7 @@ DEEP_PRESETS = frozenset(
         "seresnext101d_32x8d",
         "ecaresnet50d",  # ecaresnet26t covers ECA
         "ecaresnet101d",
+        "resnetrs101",  # resnetrs50 covers ResNet-RS
     }
 )
 

@@ -15,6 +15,21 @@ from tests.helpers import assert_clean_failure, cli
 CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
 EXPECTED = [
+    (
+        "conv_pool_and_max_pool.yaml",
+        ":8:14",
+        "stem.conv_pool: conv_pool replaces the max-pool: set pool: null, or conv_pool: false",
+    ),
+    (
+        "avg_down_with_max_pool_shortcut.yaml",
+        ":8:43",
+        "shortcut.stride_only: downsample 'avg_pool' already subsamples; use stride_only: project",
+    ),
+    (
+        "unknown_attention.yaml",
+        ":7:21",
+        "block.attention.kind: unknown kind 'cbam'; expected one of: 'se', 'eca'",
+    ),
     ("alias_bomb.yaml", ":1:32", "e[3][3][8][8][8]: spec has more than 50,000 values (aliases included)"),
     ("bad_float_tag.yaml", ":11:17", "norm.epsilon: '1:20' is not a number"),
     (

@@ -71,6 +71,8 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     "ecaresnet26t": (16_011_916, 30_960, None),
     "ecaresnet50d": (25_576_350, 53_248, None),
     "ecaresnet101d": (44_568_563, 105_472, None),
+    "resnetrs50": (35_691_912, 53_376, None),
+    "resnetrs101": (63_618_696, 105_600, None),
     "resnext50d_32x4d": (25_048_136, 68_352, None),
 }
 

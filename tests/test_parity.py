@@ -77,6 +77,8 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "ecaresnet26t": (65, 47),
     "ecaresnet50d": (65, 47),
     "ecaresnet101d": (49, 47),
+    "resnetrs50": (65, 47),
+    "resnetrs101": (49, 47),
 }
 
 

@@ -44,6 +44,8 @@ TIMM_PRESETS = [
     "ecaresnet26t",
     "ecaresnet50d",
     "ecaresnet101d",
+    "resnetrs50",
+    "resnetrs101",
 ]
 
 
@@ -97,6 +99,14 @@ def test_module_paths_are_timms() -> None:
     # avg_down: the convolution is downsample.1 also in layer1, where nn.Identity() stands for the pool
     assert {"layer1.0.downsample.1.weight", "layer2.0.downsample.2.bias"} <= set(state)
     assert set(state) == set(timm.create_model("resnet26d", pretrained=False).state_dict())
+
+
+def test_strided_conv_stem_pool_paths_are_timms() -> None:
+    net = resgen.compile("resnetrs50")
+    state = import_generated(resgen.render(net, "torch"), "timm_rs_paths").build_model().state_dict()
+    assert {"maxpool.0.weight", "maxpool.1.running_mean"} <= set(state)
+    assert [r.reduced for r in net.graph.blocks if r.block == 1] == [64, 128, 256, 512]  # SE ratio 1/4
+    assert set(state) == set(timm.create_model("resnetrs50", pretrained=False).state_dict())
 
 
 def test_squeeze_excite_paths_and_widths_are_timms() -> None:
