@@ -50,16 +50,19 @@ TIMM_PRESETS = [
 
 
 def random_state(model: Any, seed: int) -> dict[str, Any]:
-    """timm's state dict with every float tensor random (BatchNorm statistics far from 0 and 1)."""
+    """timm's state dict (its own He-normal kernels) with random normalization parameters and
+    statistics, far from 0 and 1, so that a mixed-up BatchNorm tensor cannot go unnoticed."""
     gen = torch.Generator().manual_seed(seed)
     state = model.state_dict()
     for key, value in state.items():
-        if value.dtype.is_floating_point:
-            state[key] = torch.randn(value.shape, generator=gen) * 0.1
+        if value.dtype.is_floating_point and value.dim() == 1 and "fc" not in key.split(".")[-2:-1]:
+            noise = torch.randn(value.shape, generator=gen) * 0.1
             if key.endswith("running_var"):
-                state[key] = state[key].abs() + 0.5
-            elif key.endswith(".weight") and value.dim() == 1:
-                state[key] += 1.0  # BatchNorm scales near 1
+                state[key] = noise.abs() + 0.5
+            elif key.endswith(".weight"):
+                state[key] = noise + 1.0  # scales near 1 (timm zero-initializes the last one of a block)
+            else:
+                state[key] = noise
     return state
 
 
@@ -67,6 +70,7 @@ def compare_with_timm(name: str, size: tuple[int, int]) -> tuple[float, float]:
     """(max |ours - timm|, max |timm|) in eval mode, after a strict load of timm's weights."""
     net = resgen.compile(name, input_size=size)
     ours = import_generated(resgen.render(net, "torch"), f"timm_family_{name}").build_model().eval()
+    torch.manual_seed(0)
     reference = timm.create_model(name, pretrained=False).eval()
     state = random_state(reference, seed=1)
     reference.load_state_dict(state)
