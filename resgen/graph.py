@@ -37,6 +37,7 @@ from resgen.ops import (
     Dropout,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     Input,
     MaxPool,
     Op,
@@ -67,6 +68,7 @@ __all__ = [
     "EcaDesign",
     "Flatten",
     "GlobalAvgPool",
+    "GroupNorm",
     "Input",
     "Layer",
     "LayerGraph",
@@ -172,10 +174,12 @@ class Layer:
 
 @dataclass(frozen=True)
 class NormSettings:
-    """BatchNorm settings of every normalization layer. Momentum in Keras' convention."""
+    """Settings of every normalization layer. Momentum (BatchNorm's) in Keras' convention."""
 
     epsilon: float
     momentum: float
+    group: bool = False  # GroupNorm rather than BatchNorm
+    groups: int = 32
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from resgen.graph import (
     EcaDesign,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     Input,
     Layer,
     LayerGraph,
@@ -94,7 +95,7 @@ def network_of(spec: Spec) -> Network:
         name=spec.name,
         description=spec.description,
         spec_hash=spec.content_hash(),
-        norm=NormSettings(spec.norm.epsilon, spec.norm.momentum),
+        norm=NormSettings(spec.norm.epsilon, spec.norm.momentum, spec.norm.kind == "group", spec.norm.groups),
         l2=spec.regularization.l2,
         padding=PadMode(spec.padding),
         block=design,
@@ -166,7 +167,10 @@ class _Builder:
         return self.add(name, op, (x,), origin, dims, carries_stride)
 
     def bn(self, name: str, x: str, channels: int, origin: Path, dim: BlockDim | None = None) -> str:
-        return self.add(name, BatchNorm(channels), (x,), origin, (dim, dim) if dim else None)
+        """The network's normalization layer: BatchNorm, or GroupNorm where the spec asks for it."""
+        norm = self.net.norm
+        op = GroupNorm(channels, norm.groups) if norm.group else BatchNorm(channels)
+        return self.add(name, op, (x,), origin, (dim, dim) if dim else None)
 
     def relu(self, name: str, x: str, origin: Path) -> str:
         return self.add(name, ReLU(), (x,), origin)
@@ -374,7 +378,7 @@ def _settle_bias(spec: Spec, layers: dict[str, Layer], edges: list[tuple[str, st
     for layer in layers.values():
         if isinstance(layer.op, Conv2d):
             kinds = [layers[c].kind for c in consumers.get(layer.name, [])]
-            bias = not kinds or any(k != "batch_norm" for k in kinds)
+            bias = not kinds or any(k not in ("batch_norm", "group_norm") for k in kinds)
             layer = dataclasses.replace(layer, op=dataclasses.replace(layer.op, bias=bias))
         settled.append(layer)
     return settled

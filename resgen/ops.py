@@ -53,6 +53,13 @@ class BatchNorm:
 
 
 @dataclass(frozen=True)
+class GroupNorm:
+    kind: ClassVar[str] = "group_norm"
+    channels: int
+    groups: int
+
+
+@dataclass(frozen=True)
 class ReLU:
     kind: ClassVar[str] = "relu"
 
@@ -147,6 +154,7 @@ Op = (
     Input
     | Conv2d
     | BatchNorm
+    | GroupNorm
     | ReLU
     | MaxPool
     | AvgPool

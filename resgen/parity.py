@@ -106,6 +106,9 @@ def randomize_torch(compiled: Compiled, model: Any, seed: int, *, signed_scales:
                 module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
                 if module.bias is not None:
                     module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+        for gn in (m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)):
+            gn.weight.copy_(torch.rand(gn.num_channels, generator=gen) + 0.5)
+            gn.bias.copy_(torch.randn(gn.num_channels, generator=gen) * 0.1)
         for bn in norms:
             scale = torch.rand(bn.num_features, generator=gen) + 0.5
             if signed_scales:

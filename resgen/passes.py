@@ -23,6 +23,7 @@ from resgen.graph import (
     Conv2d,
     Dense,
     GlobalAvgPool,
+    GroupNorm,
     Input,
     Layer,
     LayerGraph,
@@ -160,6 +161,15 @@ def _batch_norm(op: BatchNorm, ins: list[Shape]) -> tuple[Shape, None]:
     return ins[0], None
 
 
+def _group_norm(op: GroupNorm, ins: list[Shape]) -> tuple[Shape, None]:
+    if ins[0][0] != op.channels:
+        raise _ShapeError(f"normalizes {op.channels} channels, gets {ins[0][0]}")
+    if op.channels % op.groups:
+        message = f"GroupNorm's {op.groups} groups do not divide {op.channels} channels"
+        raise _ShapeError(message, ("norm", "groups"))
+    return ins[0], None
+
+
 def _max_pool(op: MaxPool, ins: list[Shape]) -> tuple[Shape, Pads]:
     c, h, w = _spatial(ins[0], "max_pool")
     k, s, p = op.kernel_size, op.stride, op.padding
@@ -237,6 +247,7 @@ SHAPE_RULES: dict[str, Rule] = {
     "input": _input,
     "conv2d": _conv2d,
     "batch_norm": _batch_norm,
+    "group_norm": _group_norm,
     "relu": _same,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
@@ -258,6 +269,8 @@ def _blame(origin: Path, field: Path | None) -> Path:
     """The spec field behind a failed rule: a stage's or the stem's own field where there is one."""
     if field == ("groups",):
         return ("block", "groups")
+    if field and field[0] == "norm":  # a network-wide setting: the norm section
+        return field
     if field and origin[:1] in (("stages",), ("stem",)) and len(origin) <= 2:
         return (*origin, *field)
     return origin
@@ -278,6 +291,8 @@ def _counts(layer: Layer, shape: Shape, in_shape: Shape | None) -> tuple[int, in
         return weights + (op.out_channels if op.bias else 0), 0, weights * shape[1] * shape[2]
     if isinstance(op, BatchNorm):
         return 2 * op.channels, 2 * op.channels, 0
+    if isinstance(op, GroupNorm):
+        return 2 * op.channels, 0, 0
     if isinstance(op, ChannelConv1d):
         return op.kernel_size, 0, op.kernel_size * shape[0]
     if isinstance(op, Dense):

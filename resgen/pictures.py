@@ -77,6 +77,7 @@ OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
     "input": lambda op, x: "input",
     "conv2d": _conv_text,
     "batch_norm": lambda op, x: f"batch_norm {op.channels}",
+    "group_norm": lambda op, x: f"group_norm {op.channels}/{op.groups}",
     "relu": lambda op, x: "relu",
     "max_pool": lambda op, x: f"max_pool {_kxk(op.kernel_size)}/{op.stride}",
     "avg_pool": lambda op, x: (

@@ -58,8 +58,12 @@ class InputShape(_Model):
 
 
 class BatchNorm(_Model):
-    """BatchNorm settings shared by every normalization layer."""
+    """Settings shared by every normalization layer: BatchNorm (the default) or GroupNorm."""
 
+    kind: Literal["batch", "group"] = "batch"
+    """BatchNorm, or GroupNorm (Wu and He 2018; timm's resnet50_gn), which has no running statistics."""
+    groups: int = Field(default=32, ge=1, le=1024)
+    """GroupNorm's number of groups; it must divide every normalized channel count."""
     epsilon: float = Field(default=1e-5, gt=0.0, le=1.0)
     """Added to the variance before the square root (torchvision 1e-5, keras.applications 1.001e-5)."""
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)

@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from resgen.compiler import Compiled
-from resgen.graph import BatchNorm, ChannelConv1d, Conv2d, Dense
+from resgen.graph import BatchNorm, ChannelConv1d, Conv2d, Dense, GroupNorm
 from resgen.naming import keras_name, torch_path
 
 _SLOTS = {
     "conv2d": (("weight", "kernel"), ("bias", "bias")),
     "dense": (("weight", "kernel"), ("bias", "bias")),
     "channel_conv1d": (("weight", "kernel"),),
+    "group_norm": (("weight", "gamma"), ("bias", "beta")),
     "batch_norm": (
         ("weight", "gamma"),
         ("bias", "beta"),
@@ -100,7 +101,7 @@ def _shapes(op: Any, in_shape: tuple[int, ...]) -> dict[str, tuple[tuple[int, ..
         return {"kernel": ((o, i), (i, o)), "bias": ((o,), (o,))}
     if isinstance(op, ChannelConv1d):  # torch Conv1d(1, 1, k): (out, in, k); Keras Conv1D: (k, in, out)
         return {"kernel": ((1, 1, op.kernel_size), (op.kernel_size, 1, 1))}
-    assert isinstance(op, BatchNorm)
+    assert isinstance(op, BatchNorm | GroupNorm)
     c = (op.channels,)
     return {role: (c, c) for role in ("gamma", "beta", "moving_mean", "moving_variance")}
 

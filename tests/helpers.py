@@ -49,6 +49,7 @@ GOLDEN_PRESETS = (
     "resnet50d",
     "resnetrs50",
     "ecaresnet26t",
+    "resnet50_gn",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:

@@ -16,6 +16,11 @@ CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
 EXPECTED = [
     (
+        "group_norm_groups_do_not_divide.yaml",
+        ":8:29",
+        "norm.groups: layer stem.bn: GroupNorm's 48 groups do not divide 64 channels",
+    ),
+    (
         "conv_pool_and_max_pool.yaml",
         ":8:14",
         "stem.conv_pool: conv_pool replaces the max-pool: set pool: null, or conv_pool: false",

@@ -73,6 +73,7 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     "ecaresnet101d": (44_568_563, 105_472, None),
     "resnetrs50": (35_691_912, 53_376, None),
     "resnetrs101": (63_618_696, 105_600, None),
+    "resnet50_gn": (25_557_032, 0, None),
     "resnext50d_32x4d": (25_048_136, 68_352, None),
 }
 

@@ -28,7 +28,17 @@ import resgen
 from resgen import load
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
-from resgen.graph import AvgPool, BatchNorm, Conv2d, Dense, Dropout, MaxPool, PadMode, ZeroPadShortcut
+from resgen.graph import (
+    AvgPool,
+    BatchNorm,
+    Conv2d,
+    Dense,
+    Dropout,
+    GroupNorm,
+    MaxPool,
+    PadMode,
+    ZeroPadShortcut,
+)
 from resgen.naming import keras_name, keras_names, keras_pad_name
 from tests import helpers
 from tests.helpers import (
@@ -178,6 +188,8 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
             elif k > 1:
                 pad = by_name[keras_pad_name(layer.name)]
                 assert tuple(map(tuple, pad.padding)) == pads, node
+        elif isinstance(op, GroupNorm):
+            assert (layer.groups, layer.epsilon) == (op.groups, net.norm.epsilon), node
         elif isinstance(op, BatchNorm):
             assert layer.epsilon == net.norm.epsilon and layer.momentum == net.norm.momentum, node
             assert layer.axis in (-1, 3), node

@@ -79,6 +79,7 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "ecaresnet101d": (49, 47),
     "resnetrs50": (65, 47),
     "resnetrs101": (49, 47),
+    "resnet50_gn": (65, 47),
 }
 
 

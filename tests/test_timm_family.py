@@ -46,6 +46,7 @@ TIMM_PRESETS = [
     "ecaresnet101d",
     "resnetrs50",
     "resnetrs101",
+    "resnet50_gn",
 ]
 
 
@@ -164,6 +165,13 @@ def planted_failure(
     except (RuntimeError, ValueError) as exc:  # shapes no longer agree at the residual addition
         return "size" in str(exc) or "shape" in str(exc).lower() or "Incompatible" in str(exc)
     return not report.passed
+
+
+def test_planted_group_norm_groups_fail() -> None:
+    source = resgen.render("resnet50_gn", "torch")
+    planted = source.replace("NORM_GROUPS = 32", "NORM_GROUPS = 16")
+    assert planted != source
+    assert planted_failure("resnet50_gn", (33, 47), torch_source=planted)
 
 
 def test_planted_floor_mode_average_pool_fails() -> None:

@@ -24,7 +24,7 @@ from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
-from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, Layer, MaxPool, PadMode
+from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, GroupNorm, Layer, MaxPool, PadMode
 from resgen.importing import import_generated
 from resgen.naming import torch_module, torch_path
 from tests.helpers import assert_ruff_clean, preset_params, randomize_torch_batch_norm, render_in_subprocess
@@ -132,6 +132,9 @@ def check_settings(compiled: Compiled, layer: Layer, mod: Any, module: ModuleTyp
         assert mod.eps == norm.epsilon
         assert mod.momentum == pytest.approx(1 - norm.momentum, abs=1e-12)
         assert repr(mod.momentum) == repr(float(f"{1 - norm.momentum:.12g}"))
+    elif isinstance(op, GroupNorm):
+        assert isinstance(mod, nn.GroupNorm)
+        assert (mod.num_groups, mod.num_channels, mod.eps) == (op.groups, op.channels, norm.epsilon)
     elif isinstance(op, Conv2d):
         k, s = op.kernel_size, op.stride
         assert isinstance(mod, nn.Conv2d)

@@ -119,6 +119,12 @@ def _batch_norm(site: Site, layer: Layer) -> list[str]:
     return _layer(site, layer, "layers.BatchNormalization", args)
 
 
+def _group_norm(site: Site, layer: Layer) -> list[str]:
+    norm = site.graph.network.norm
+    args = [f"groups={literal(norm.groups)}", "axis=-1", f"epsilon={literal(norm.epsilon)}"]
+    return _layer(site, layer, "layers.GroupNormalization", [*args, f"name={site.name(layer)}"])
+
+
 def _relu(site: Site, layer: Layer) -> list[str]:
     return _layer(site, layer, "layers.Activation", ['"relu"', f"name={site.name(layer)}"])
 
@@ -239,6 +245,7 @@ HANDLERS: dict[str, Handler] = {
     "input": _input,
     "conv2d": _conv2d,
     "batch_norm": _batch_norm,
+    "group_norm": _group_norm,
     "relu": _relu,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,

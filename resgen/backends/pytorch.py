@@ -209,6 +209,7 @@ HANDLERS: dict[str, Handler] = {
     "input": _input,
     "conv2d": _conv2d,
     "batch_norm": _batch_norm,
+    "group_norm": _batch_norm,  # norm() gives the network's normalization
     "relu": _relu,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,

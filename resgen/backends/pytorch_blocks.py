@@ -117,10 +117,10 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
             src = "x" if (producer.stage, producer.block) != (layer.stage, layer.block) else "out"
             if layer.kind == "conv2d":
                 init.append(f"self.{layer.role} = {_block_conv(layer, design, shared_bias)}")
-            elif layer.kind == "batch_norm":
+            elif layer.kind in ("batch_norm", "group_norm"):
                 assert layer.dims is not None
                 init.append(f"self.{layer.role} = norm({_dim(design, layer.dims[0])})")
-            if layer.kind in ("conv2d", "batch_norm"):
+            if layer.kind in ("conv2d", "batch_norm", "group_norm"):
                 if layer.kind == "conv2d" and forward and forward[-1]:
                     forward.append("")
                 forward.append(f"out = self.{layer.role}({src})")

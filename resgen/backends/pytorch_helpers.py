@@ -11,17 +11,42 @@ from resgen.codegen import call_lines, comment, derived_float, docstring, litera
 from resgen.graph import EcaDesign, LayerGraph, PadMode, SqueezeExciteDesign
 
 
-def bn_view(graph: LayerGraph) -> dict[str, Any]:
+def bn_view(graph: LayerGraph) -> dict[str, list[str]]:
+    """The normalization constants and the ``norm`` helper every layer is built with."""
     norm = graph.network.norm
+    if norm.group:
+        return {
+            "lines": [
+                *comment(
+                    "GroupNorm settings of every normalization layer (Wu and He 2018): channels in "
+                    f"{literal(norm.groups)} groups, normalized per sample; no running statistics.",
+                    0,
+                ),
+                f"NORM_GROUPS = {literal(norm.groups)}",
+                f"NORM_EPS = {literal(norm.epsilon)}",
+            ],
+            "helper": [
+                "def norm(channels: int) -> nn.GroupNorm:",
+                '    """GroupNorm with the spec\'s groups and epsilon."""',
+                "    return nn.GroupNorm(NORM_GROUPS, channels, eps=NORM_EPS)",
+            ],
+        }
     return {
-        "eps": literal(norm.epsilon),
-        "momentum": derived_float(1.0 - norm.momentum),
-        "comment": comment(
-            "BatchNorm settings of every normalization layer. The spec states momentum in Keras' "
-            f"convention (running = m * running + (1 - m) * batch, m = {literal(norm.momentum)}); "
-            "torch's momentum is the weight of the new batch, 1 - m.",
-            0,
-        ),
+        "lines": [
+            *comment(
+                "BatchNorm settings of every normalization layer. The spec states momentum in Keras' "
+                f"convention (running = m * running + (1 - m) * batch, m = {literal(norm.momentum)}); "
+                "torch's momentum is the weight of the new batch, 1 - m.",
+                0,
+            ),
+            f"BN_EPS = {literal(norm.epsilon)}",
+            f"BN_MOMENTUM = {derived_float(1.0 - norm.momentum)}",
+        ],
+        "helper": [
+            "def norm(channels: int) -> nn.BatchNorm2d:",
+            '    """BatchNorm with the spec\'s epsilon and momentum."""',
+            "    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)",
+        ],
     }
 
 
