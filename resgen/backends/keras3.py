@@ -157,14 +157,20 @@ def _avg_pool(site: Site, layer: Layer) -> list[str]:
     op = layer.op
     assert isinstance(op, AvgPool)
     args = [literal(op.kernel_size), f"strides={site.stride(layer)}"]
+    notes: list[str] = []
     if op.ceil_mode:
+        notes = comment(
+            'torch\'s ceil_mode=True, count_include_pad=False: "same" pads only at the end and '
+            "leaves the padding out of the mean.",
+            site.indent,
+        )
         # A last, partial window at the edge averaging only what it covers: TensorFlow's "same"
         # pools exactly so where the window is no wider than the stride (it pads only at the end).
         if op.kernel_size > op.stride:
             raise CodegenError(f"{layer.name}: a ceil-mode pool wider than its stride")
         args.append('padding="same"')
     args += [f"data_format={DATA_FORMAT}", f"name={site.name(layer)}"]
-    return _layer(site, layer, "layers.AveragePooling2D", args)
+    return notes + _layer(site, layer, "layers.AveragePooling2D", args)
 
 
 def _global_avg_pool(site: Site, layer: Layer) -> list[str]:

@@ -105,6 +105,8 @@ def bottleneck_block(
             name=f"{name}_0_bn",
         )(skip)
     elif shortcut == "pooled_projection":
+        # torch's ceil_mode=True, count_include_pad=False: "same" pads only at the end
+        # and leaves the padding out of the mean.
         skip = layers.AveragePooling2D(
             2,
             strides=stride,
