@@ -91,9 +91,7 @@ def check(
     if output is not None and len(compiled) != 1:
         raise ValueError("output takes one network; use out_dir for several")
     texts = {
-        (Path(output) if output is not None else Path(out_dir or ".") / f"{c.name}.py"): generate.render(
-            c, target
-        )
+        files.destination(c.name, output=output, out_dir=out_dir): generate.render(c, target)
         for c in compiled
     }
     return files.check(texts, target, out_dir=Path(out_dir) if out_dir is not None else None)

@@ -162,7 +162,7 @@ def render(
             raise click.UsageError("several specs need --out-dir")
         click.echo(texts[0][1], nl=False)
         return
-    outputs = {(Path(output) if output else out_dir / f"{c.name}.py"): text for c, text in texts}  # type: ignore[operator]
+    outputs = {files.destination(c.name, output=output, out_dir=out_dir): text for c, text in texts}
     if check:
         report = files.check(outputs, target, out_dir=out_dir)
         sys.exit(_print_check(report, specs, target, output, out_dir))

@@ -50,6 +50,17 @@ class CheckReport:
         return not self.outdated and not self.orphans
 
 
+def destination(
+    name: str, *, output: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str] | None
+) -> Path:
+    """Where a network's generated file goes: `output` itself, or NAME.py in `out_dir`."""
+    if output is not None:
+        return Path(output)
+    if out_dir is None:
+        raise ValueError("give output or out_dir")
+    return Path(out_dir) / f"{name}.py"
+
+
 def check(texts: Mapping[Path, str], target: str, *, out_dir: Path | None = None) -> CheckReport:
     """Compare each text with the file at its path; list orphans of `target` in `out_dir`."""
     report = CheckReport()

@@ -13,6 +13,7 @@ from resgen.graph import (
     BlockDim,
     BlockRecord,
     Conv2d,
+    LayerGraph,
     PadMode,
     ShortcutKind,
     ShortcutRule,
@@ -25,8 +26,8 @@ def blocks(name: str) -> tuple[BlockRecord, ...]:
     return resgen.compile(name).graph.blocks
 
 
-def conv(graph: resgen.Compiled | object, name: str) -> Conv2d:
-    op = graph[name].op  # type: ignore[index]
+def conv(graph: LayerGraph, name: str) -> Conv2d:
+    op = graph[name].op
     assert isinstance(op, Conv2d)
     return op
 

@@ -56,7 +56,7 @@ def random_state(model: Any, seed: int) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(seed)
     state = model.state_dict()
     for key, value in state.items():
-        if value.dtype.is_floating_point and value.dim() == 1 and "fc" not in key.split(".")[-2:-1]:
+        if value.dtype.is_floating_point and value.dim() == 1 and key != "fc.bias":  # classifier: timm's
             noise = torch.randn(value.shape, generator=gen) * 0.1
             if key.endswith("running_var"):
                 state[key] = noise.abs() + 0.5

@@ -63,12 +63,15 @@ def is_shortcut(layer: Layer) -> bool:
     return layer.role.startswith("shortcut_")
 
 
+# Roles of channel attention's layers (squeeze-and-excitation, ECA), and the torch module each
+# attention is written as, keyed by its first layer.
+ATTENTION_PREFIXES = ("se_", "eca_")
 ATTENTION_MODULES = {"se_pool": "SqueezeExcite", "eca_pool": "EfficientChannelAttention"}
 
 
 def is_attention(layer: Layer) -> bool:
     """A layer of the block's channel attention (squeeze-and-excitation, ECA)."""
-    return layer.role.startswith(("se_", "eca_"))
+    return layer.role.startswith(ATTENTION_PREFIXES)
 
 
 def attention_check(layer: Layer, record: BlockRecord) -> None:

@@ -33,7 +33,6 @@ from resgen.codegen import CodegenError, call_lines, comment, literal, string_co
 from resgen.graph import (
     OPS,
     AvgPool,
-    BlockRecord,
     Conv2d,
     Dense,
     EcaDesign,
@@ -291,8 +290,8 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         elif layer.scope is Scope.HEAD:
             head += HANDLERS[layer.kind](straight, layer)
 
-    def block_site(record: BlockRecord, prefix: str, params: blocks.BlockParameters) -> BlockSite:
-        return BlockSite(graph, analysis, 4, record=record, prefix=prefix, params=params)
+    def block_site(prefix: str, params: blocks.BlockParameters) -> BlockSite:
+        return BlockSite(graph, analysis, 4, prefix=prefix, params=params)
 
     block = keras3_blocks.block_view(graph, HANDLERS, block_site)
     height, width, channels = graph.input_hwc

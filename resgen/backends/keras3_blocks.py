@@ -26,10 +26,9 @@ _TAIL_ROLES = ("add", "out_relu")
 def tensor_of(role: str) -> str:
     if role in _PREACT_ROLES:
         return "preact"
-    if role in ("se_scale", "eca_scale"):
-        return "residual"  # channel attention rescales the residual branch
-    if role.startswith(("se_", "eca_")):
-        return "gate"
+    if role.startswith(blocks.ATTENTION_PREFIXES):
+        # channel attention computes a gate, then rescales the residual branch with it
+        return "residual" if role.endswith("_scale") else "gate"
     if role.startswith("shortcut_"):
         return "skip"
     if role in _TAIL_ROLES:
@@ -63,7 +62,7 @@ def _describe_shortcut(graph: LayerGraph, kind: ShortcutKind, roles: dict[str, L
 def block_view(
     graph: LayerGraph,
     handlers: Mapping[str, Callable[[Any, Layer], list[str]]],
-    make_site: Callable[[BlockRecord, str, blocks.BlockParameters], Any],
+    make_site: Callable[[str, blocks.BlockParameters], Any],
 ) -> dict[str, Any]:
     """The block function: its parameters, docstring, and body (one branch per shortcut kind).
 
@@ -75,7 +74,7 @@ def block_view(
 
     def write(record: BlockRecord, layers: list[Layer]) -> tuple[list[str], list[str], list[str]]:
         prefix = block_name(graph, layers)
-        site = make_site(record, prefix, params)
+        site = make_site(prefix, params)
         parts: dict[str, list[str]] = {"preact": [], "residual": [], "skip": [], "x": []}
         for layer in layers:
             roles.setdefault(layer.role, layer)

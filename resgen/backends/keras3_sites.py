@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from resgen.backends import blocks
 from resgen.backends.keras3_blocks import tensor_of
 from resgen.codegen import CodegenError, literal
-from resgen.graph import BlockRecord, Conv2d, Layer, LayerGraph
+from resgen.graph import Conv2d, Layer, LayerGraph
 from resgen.naming import keras_name, keras_pad_name
 from resgen.passes import Analysis
 
@@ -78,7 +78,6 @@ class BlockSite(Site):
     """One block, written as the body of the block function: names are f-strings on ``name``,
     channel counts and strides are the function's parameters (the layers' block dimensions)."""
 
-    record: BlockRecord | None = None
     prefix: str = ""
     params: blocks.BlockParameters | None = None
 

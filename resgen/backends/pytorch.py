@@ -183,8 +183,7 @@ def _sigmoid(layer: Layer, ctx: Context) -> Code:
 
 
 def _scale(layer: Layer, ctx: Context) -> Code:
-    # channel attention lives in its module (SqueezeExcite); this is its statement there
-    return Code(None, [], ["x = x * gate"])
+    raise CodegenError(f"{layer.name}: channel attention's product belongs in a block's attention module")
 
 
 def _channel_conv1d(layer: Layer, ctx: Context) -> Code:
