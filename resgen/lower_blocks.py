@@ -1,0 +1,217 @@
+"""Stage 3, part two: the layers of one residual block, and the builder that records layers.
+
+`resgen.lower` walks the stem, the stages and the head; every block's layers come from `lower_block`,
+which decides once which convolution carries the stride, the inner width, the shortcut and its
+source, and the block's attention.
+"""
+
+from __future__ import annotations
+
+from resgen.errors import Path
+from resgen.graph import (
+    Add,
+    AvgPool,
+    BatchNorm,
+    BlockDesign,
+    BlockDim,
+    BlockKind,
+    BlockRecord,
+    ChannelConv1d,
+    Conv2d,
+    EcaDesign,
+    GlobalAvgPool,
+    GroupNorm,
+    Layer,
+    MaxPool,
+    Network,
+    Op,
+    ReLU,
+    Scale,
+    Scope,
+    ShortcutKind,
+    ShortcutSource,
+    Sigmoid,
+    SqueezeExciteDesign,
+    StageRecord,
+    StrideBlock,
+    ZeroPadShortcut,
+)
+from resgen.spec import Spec
+
+
+def block_stride(stage: StageRecord, block: int, design: BlockDesign) -> int:
+    """The stride of a block: the stage's stride on its first or last block, 1 elsewhere."""
+    carrier = 1 if design.stride_block is StrideBlock.FIRST else stage.blocks
+    return stage.stride if block == carrier else 1
+
+
+class Builder:
+    def __init__(self, spec: Spec, network: Network) -> None:
+        self.spec = spec
+        self.net = network
+        self.layers: dict[str, Layer] = {}
+        self.edges: list[tuple[str, str, int]] = []
+        self.scope = Scope.INPUT
+        self.stage: int | None = None
+        self.block: int | None = None
+
+    def add(
+        self,
+        name: str,
+        op: Op,
+        inputs: tuple[str, ...],
+        origin: Path,
+        dims: tuple[BlockDim, BlockDim] | None = None,
+        carries_stride: bool = False,
+    ) -> str:
+        role = name.rsplit(".", 1)[-1]
+        layer = Layer(name, op, self.scope, role, origin, self.stage, self.block, dims, carries_stride)
+        self.layers[name] = layer
+        self.edges += [(source, name, index) for index, source in enumerate(inputs)]
+        return name
+
+    def conv(
+        self,
+        name: str,
+        x: str,
+        origin: Path,
+        *,
+        cin: int,
+        cout: int,
+        k: int,
+        stride: int = 1,
+        groups: int = 1,
+        dims: tuple[BlockDim, BlockDim] | None = None,
+        carries_stride: bool = False,
+        bias: bool | None = None,
+    ) -> str:
+        if bias is None:
+            bias = self.spec.conv_bias == "all"  # "unnormalized" is settled in `_settle_bias`
+        op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding)
+        return self.add(name, op, (x,), origin, dims, carries_stride)
+
+    def bn(self, name: str, x: str, channels: int, origin: Path, dim: BlockDim | None = None) -> str:
+        """The network's normalization layer: BatchNorm, or GroupNorm where the spec asks for it."""
+        norm = self.net.norm
+        op = GroupNorm(channels, norm.groups) if norm.group else BatchNorm(channels)
+        return self.add(name, op, (x,), origin, (dim, dim) if dim else None)
+
+    def relu(self, name: str, x: str, origin: Path) -> str:
+        return self.add(name, ReLU(), (x,), origin)
+
+
+def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[str, BlockRecord]:
+    design = b.net.block
+    rule = b.net.shortcut
+    at: Path = ("stages", stage.index - 1)
+    p = f"stage{stage.index}.block{i}"
+    stride = block_stride(stage, i, design)
+    cout = stage.out_channels
+    width = design.inner_width(stage.planes)
+    kind = rule.choose(block=i, in_channels=cin, out_channels=cout, stride=stride)
+    attention = design.attention
+    reduced = attention.reduced(cout) if isinstance(attention, SqueezeExciteDesign) else None
+    eca_kernel = attention.kernel_size(cout) if isinstance(attention, EcaDesign) else None
+    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced, eca_kernel)
+
+    block_in = x
+    IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
+    if design.preactivation:
+        x = b.bn(f"{p}.preact_bn", x, cin, ("block", "preactivation"), IN)
+        x = b.relu(f"{p}.preact_relu", x, ("block", "preactivation"))
+    preact = x
+
+    if design.kind is BlockKind.BOTTLENECK:
+        on1 = design.stride_on == "conv1"
+        s1, s2 = (stride, 1) if on1 else (1, stride)
+        x = b.conv(
+            f"{p}.conv1", x, at, cin=cin, cout=width, k=1, stride=s1, dims=(IN, WIDTH), carries_stride=on1
+        )
+        x = b.bn(f"{p}.bn1", x, width, at, WIDTH)
+        x = b.relu(f"{p}.relu1", x, at)
+        x = b.conv(
+            f"{p}.conv2",
+            x,
+            at,
+            cin=width,
+            cout=width,
+            k=3,
+            stride=s2,
+            groups=design.groups,
+            dims=(WIDTH, WIDTH),
+            carries_stride=not on1,
+        )
+        x = b.bn(f"{p}.bn2", x, width, at, WIDTH)
+        x = b.relu(f"{p}.relu2", x, at)
+        x = b.conv(f"{p}.conv3", x, at, cin=width, cout=cout, k=1, dims=(WIDTH, OUT))
+        if not design.preactivation:
+            x = b.bn(f"{p}.bn3", x, cout, at, OUT)
+    else:
+        x = b.conv(
+            f"{p}.conv1", x, at, cin=cin, cout=cout, k=3, stride=stride, dims=(IN, OUT), carries_stride=True
+        )
+        x = b.bn(f"{p}.bn1", x, cout, at, OUT)
+        x = b.relu(f"{p}.relu1", x, at)
+        x = b.conv(f"{p}.conv2", x, at, cin=cout, cout=cout, k=3, dims=(OUT, OUT))
+        if not design.preactivation:
+            x = b.bn(f"{p}.bn2", x, cout, at, OUT)
+
+    shortcut = block_in
+    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION):
+        source = preact if rule.source is ShortcutSource.PREACTIVATED else block_in
+        conv_stride = stride
+        if kind is ShortcutKind.POOLED_PROJECTION:
+            pool = AvgPool(kernel_size=2, stride=stride, ceil_mode=True)
+            origin = ("shortcut", "downsample")
+            source = b.add(f"{p}.shortcut_pool", pool, (source,), origin, (IN, IN), carries_stride=True)
+            conv_stride = 1
+        shortcut = b.conv(
+            f"{p}.shortcut_conv",
+            source,
+            ("shortcut",),
+            cin=cin,
+            cout=cout,
+            k=1,
+            stride=conv_stride,
+            dims=(IN, OUT),
+            carries_stride=kind is ShortcutKind.PROJECTION,
+        )
+        if rule.norm:
+            shortcut = b.bn(f"{p}.shortcut_bn", shortcut, cout, ("shortcut", "norm"), OUT)
+    elif kind is ShortcutKind.MAX_POOL:
+        op = MaxPool(kernel_size=1, stride=stride, padding=0, input_nonnegative=False)
+        origin = ("shortcut", "stride_only")
+        shortcut = b.add(f"{p}.shortcut_pool", op, (block_in,), origin, (IN, IN), carries_stride=True)
+    elif kind is ShortcutKind.ZERO_PAD:
+        extra = max(cout - cin, 0)  # fewer channels: reported by the shape pass as a mismatch
+        pad = ZeroPadShortcut(stride, extra // 2, extra - extra // 2)
+        shortcut = b.add(f"{p}.shortcut_pad", pad, (block_in,), ("shortcut", "kind"), (IN, OUT), True)
+    if reduced is not None:
+        x = _squeeze_excite(b, x, p, cout, reduced)
+    if eca_kernel is not None:
+        x = _eca(b, x, p, eca_kernel)
+    x = b.add(f"{p}.add", Add(), (x, shortcut), at)
+    if not design.preactivation:
+        x = b.relu(f"{p}.out_relu", x, at)
+    return x, record
+
+
+def _squeeze_excite(b: Builder, x: str, p: str, channels: int, reduced: int) -> str:
+    """Squeeze-and-excitation of the residual branch (timm's SEModule; its 1x1 convolutions have biases)."""
+    at: Path = ("block", "attention")
+    OUT, REDUCED = BlockDim.OUT, BlockDim.REDUCED
+    y = b.add(f"{p}.se_pool", GlobalAvgPool(keepdims=True), (x,), at)
+    y = b.conv(f"{p}.se_fc1", y, at, cin=channels, cout=reduced, k=1, dims=(OUT, REDUCED), bias=True)
+    y = b.relu(f"{p}.se_act", y, at)
+    y = b.conv(f"{p}.se_fc2", y, at, cin=reduced, cout=channels, k=1, dims=(REDUCED, OUT), bias=True)
+    y = b.add(f"{p}.se_gate", Sigmoid(), (y,), at)
+    return b.add(f"{p}.se_scale", Scale(), (x, y), at)
+
+
+def _eca(b: Builder, x: str, p: str, kernel_size: int) -> str:
+    """ECA of the residual branch (timm's EcaModule): pool, 1-D convolution across channels, sigmoid."""
+    at: Path = ("block", "attention")
+    y = b.add(f"{p}.eca_pool", GlobalAvgPool(keepdims=True), (x,), at)
+    y = b.add(f"{p}.eca_conv", ChannelConv1d(kernel_size), (y,), at)
+    y = b.add(f"{p}.eca_gate", Sigmoid(), (y,), at)
+    return b.add(f"{p}.eca_scale", Scale(), (x, y), at)
