@@ -127,6 +127,7 @@ class ShortcutKind(StrEnum):
     IDENTITY = "identity"
     PROJECTION = "projection"  # 1x1 convolution (and BatchNorm)
     POOLED_PROJECTION = "pooled_projection"  # 2x2 average pool, then 1x1 convolution (timm avg_down)
+    WIDE_PROJECTION = "wide_projection"  # strided 3x3 convolution (timm down_kernel_size=3, senet154)
     MAX_POOL = "max_pool"  # 1x1 max-pool: only the resolution changes (keras.applications V2)
     ZERO_PAD = "zero_pad"  # option A: subsample and add zero channels (He et al. 2015)
 
@@ -136,6 +137,7 @@ class BlockDim(StrEnum):
 
     IN = "in"  # the block's input channels
     WIDTH = "width"  # the inner width of a bottleneck
+    FIRST = "first"  # what the first 1x1 of a bottleneck outputs: width // reduce_first (timm)
     OUT = "out"  # the block's output channels
     REDUCED = "reduced"  # the reduced width of squeeze-and-excitation
 
@@ -219,6 +221,7 @@ class BlockDesign:
     stride_on: str  # role of the branch convolution that carries the block's stride
     stride_block: StrideBlock
     attention: SqueezeExciteDesign | EcaDesign | None = None
+    reduce_first: int = 1  # a bottleneck's conv1 outputs width // reduce_first (timm)
 
     def inner_width(self, planes: int) -> int:
         if self.kind is BlockKind.BOTTLENECK:
@@ -236,13 +239,18 @@ class ShortcutRule:
     norm: bool  # BatchNorm after a projection
     source: ShortcutSource  # what a projection reads
     avg_down: bool = False  # a projection in a strided block pools first (POOLED_PROJECTION)
+    wide: bool = False  # a projection in a strided block is a 3x3 convolution (WIDE_PROJECTION)
 
     def choose(self, *, block: int, in_channels: int, out_channels: int, stride: int) -> ShortcutKind:
         """The shortcut of the `block`-th block of a stage with this shape change."""
         changes = stride != 1 or in_channels != out_channels
         if self.changing is ShortcutKind.ZERO_PAD:
             return ShortcutKind.ZERO_PAD if changes else ShortcutKind.IDENTITY
-        project = ShortcutKind.POOLED_PROJECTION if self.avg_down and stride != 1 else ShortcutKind.PROJECTION
+        project = ShortcutKind.PROJECTION
+        if stride != 1 and self.avg_down:
+            project = ShortcutKind.POOLED_PROJECTION
+        elif stride != 1 and self.wide:
+            project = ShortcutKind.WIDE_PROJECTION
         if self.first_block_projects and block == 1:
             return project
         if not changes:
@@ -274,6 +282,7 @@ class BlockRecord:
     shortcut: ShortcutKind
     reduced: int | None = None  # squeeze-and-excitation's reduced width
     eca_kernel: int | None = None  # ECA's kernel size
+    first_width: int | None = None  # a bottleneck's conv1 output where it is width // reduce_first
 
     @property
     def prefix(self) -> str:

@@ -65,6 +65,7 @@ def network_of(spec: Spec) -> Network:
         stride_on=blk.stride_on if bottleneck else "conv1",
         stride_block=StrideBlock(blk.stride_block),
         attention=_attention(blk.attention),
+        reduce_first=blk.reduce_first if bottleneck else 1,
     )
     sc = spec.shortcut
     if isinstance(sc, ZeroPadSpec):
@@ -78,6 +79,7 @@ def network_of(spec: Spec) -> Network:
             norm=sc.norm,
             source=ShortcutSource(sc.source),
             avg_down=sc.downsample == "avg_pool",
+            wide=sc.kernel_size == 3,
         )
     stages = tuple(
         StageRecord(i, s.blocks, s.filters, s.stride, s.filters * blk.expansion)

@@ -112,10 +112,13 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
     attention = design.attention
     reduced = attention.reduced(cout) if isinstance(attention, SqueezeExciteDesign) else None
     eca_kernel = attention.kernel_size(cout) if isinstance(attention, EcaDesign) else None
-    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced, eca_kernel)
+    first = width // design.reduce_first
+    first_width = first if design.reduce_first != 1 else None
+    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced, eca_kernel, first_width)
 
     block_in = x
     IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
+    FIRST = BlockDim.FIRST if first_width is not None else WIDTH
     if design.preactivation:
         x = b.bn(f"{p}.preact_bn", x, cin, ("block", "preactivation"), IN)
         x = b.relu(f"{p}.preact_relu", x, ("block", "preactivation"))
@@ -125,20 +128,20 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
         on1 = design.stride_on == "conv1"
         s1, s2 = (stride, 1) if on1 else (1, stride)
         x = b.conv(
-            f"{p}.conv1", x, at, cin=cin, cout=width, k=1, stride=s1, dims=(IN, WIDTH), carries_stride=on1
+            f"{p}.conv1", x, at, cin=cin, cout=first, k=1, stride=s1, dims=(IN, FIRST), carries_stride=on1
         )
-        x = b.bn(f"{p}.bn1", x, width, at, WIDTH)
+        x = b.bn(f"{p}.bn1", x, first, at, FIRST)
         x = b.relu(f"{p}.relu1", x, at)
         x = b.conv(
             f"{p}.conv2",
             x,
             at,
-            cin=width,
+            cin=first,
             cout=width,
             k=3,
             stride=s2,
             groups=design.groups,
-            dims=(WIDTH, WIDTH),
+            dims=(FIRST, WIDTH),
             carries_stride=not on1,
         )
         x = b.bn(f"{p}.bn2", x, width, at, WIDTH)
@@ -157,9 +160,10 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             x = b.bn(f"{p}.bn2", x, cout, at, OUT)
 
     shortcut = block_in
-    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION):
+    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION, ShortcutKind.WIDE_PROJECTION):
         source = preact if rule.source is ShortcutSource.PREACTIVATED else block_in
         conv_stride = stride
+        conv_kernel = 3 if kind is ShortcutKind.WIDE_PROJECTION else 1
         if kind is ShortcutKind.POOLED_PROJECTION:
             pool = AvgPool(kernel_size=2, stride=stride, ceil_mode=True)
             origin = ("shortcut", "downsample")
@@ -171,10 +175,10 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             ("shortcut",),
             cin=cin,
             cout=cout,
-            k=1,
+            k=conv_kernel,
             stride=conv_stride,
             dims=(IN, OUT),
-            carries_stride=kind is ShortcutKind.PROJECTION,
+            carries_stride=kind is not ShortcutKind.POOLED_PROJECTION,
         )
         if rule.norm:
             shortcut = b.bn(f"{p}.shortcut_bn", shortcut, cout, ("shortcut", "norm"), OUT)

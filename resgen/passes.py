@@ -139,6 +139,8 @@ def _conv2d(op: Conv2d, ins: list[Shape]) -> tuple[Shape, Pads]:
     k, s, g = op.kernel_size, op.stride, op.groups
     if c != op.in_channels:
         raise _ShapeError(f"expects {op.in_channels} input channels, gets {c}")
+    if op.out_channels < 1:
+        raise _ShapeError("outputs 0 channels: widen the stage (filters) or lower the divisors")
     if c % g or op.out_channels % g:
         raise _ShapeError(
             f"groups={g} must divide both {c} input and {op.out_channels} output channels", ("groups",)

@@ -217,6 +217,9 @@ class BottleneckBlock(_BlockBase):
     """Groups of the 3x3 convolution (ResNeXt cardinality)."""
     width_per_group: int = Field(default=64, ge=1, le=4096)
     """Inner width = filters * width_per_group // 64 * groups (torchvision's rule; 128: Wide ResNet-2)."""
+    reduce_first: int = Field(default=1, ge=1, le=64)
+    """The first 1x1 convolution outputs inner width // reduce_first channels, and the 3x3 widens them
+    back (timm's block_reduce_first: 2 in senet154)."""
     stride_on: Literal["conv1", "conv2"] = "conv2"
     """Convolution that carries the stride: conv2, the 3x3 (torchvision, "ResNet v1.5"), or conv1, the
     first 1x1 (the original paper and keras.applications V1)."""
@@ -239,6 +242,9 @@ class ProjectionShortcut(_Model):
     """Project only where the shape changes, or on the first block of every stage (keras V1, the seed)."""
     stride_only: Literal["project", "max_pool"] = "project"
     """Where only the resolution changes: project, or subsample with a 1x1 max-pool (keras V2)."""
+    kernel_size: Annotated[Literal[1, 3], BeforeValidator(_strict_int)] = 1
+    """Kernel of a projection that strides: 1, or 3 with padding 1 (timm's down_kernel_size, as
+    senet154 uses it). A projection that keeps the resolution is always 1x1."""
     downsample: Literal["conv", "avg_pool"] = "conv"
     """Where the block strides: the 1x1 convolution strides (torchvision), or a 2x2 average pool
     (ceil mode, padding not counted) subsamples first and the convolution has stride 1 (timm's
@@ -341,6 +347,11 @@ class Spec(_Model):
             and self.shortcut.stride_only == "max_pool"
         ):
             raise ValueError("downsample 'avg_pool' already subsamples; use stride_only: project")
+        if isinstance(self.shortcut, ProjectionShortcut) and self.shortcut.kernel_size == 3:
+            if self.shortcut.downsample == "avg_pool":
+                raise ValueError("downsample 'avg_pool' projects with a 1x1 convolution; use kernel_size: 1")
+            if self.padding == "tf_same":
+                raise ValueError("a 3x3 projection pads symmetrically; use padding: symmetric")
         return self
 
     def canonical_json(self) -> str:

@@ -25,6 +25,8 @@ _MODEL_ERRORS_AT_FIELD = {
     "kernel_size must be odd": ("kernel_size",),
     "downsample 'avg_pool' already subsamples": ("shortcut", "stride_only"),
     "conv_pool replaces the max-pool": ("conv_pool",),
+    "projects with a 1x1 convolution": ("shortcut", "kernel_size"),
+    "a 3x3 projection pads symmetrically": ("shortcut", "kernel_size"),
 }
 
 

@@ -50,6 +50,7 @@ GOLDEN_PRESETS = (
     "resnetrs50",
     "ecaresnet26t",
     "resnet50_gn",
+    "senet154",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:
@@ -79,6 +80,7 @@ DEEP_PRESETS = frozenset(
         "seresnext50_32x4d",  # seresnet50 covers squeeze-and-excitation
         "seresnext101_32x8d",
         "seresnext101d_32x8d",
+        "senet154",
         "ecaresnet50d",  # ecaresnet26t covers ECA
         "ecaresnet101d",
         "resnetrs101",  # resnetrs50 covers ResNet-RS

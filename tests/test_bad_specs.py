@@ -31,6 +31,17 @@ EXPECTED = [
         "shortcut.stride_only: downsample 'avg_pool' already subsamples; use stride_only: project",
     ),
     (
+        "wide_projection_with_avg_down.yaml",
+        ":8:65",
+        "shortcut.kernel_size: downsample 'avg_pool' projects with a 1x1 convolution; use kernel_size: 1",
+    ),
+    ("wide_projection_kernel_two.yaml", ":8:43", "shortcut.kernel_size: Input should be 1 or 3 (got 2)"),
+    (
+        "first_width_rounds_to_zero.yaml",
+        ":7:5",
+        "stages[0]: layer stage1.block1.conv1: outputs 0 channels: widen the stage (filters) or lower the divisors",
+    ),
+    (
         "unknown_attention.yaml",
         ":7:21",
         "block.attention.kind: unknown kind 'cbam'; expected one of: 'se', 'eca'",

@@ -74,6 +74,7 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "seresnext50_32x4d": (65, 47),
     "seresnext101_32x8d": (49, 47),
     "seresnext101d_32x8d": (49, 47),
+    "senet154": (49, 47),
     "ecaresnet26t": (65, 47),
     "ecaresnet50d": (65, 47),
     "ecaresnet101d": (49, 47),

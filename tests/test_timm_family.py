@@ -41,6 +41,7 @@ TIMM_PRESETS = [
     "seresnext50_32x4d",
     "seresnext101_32x8d",
     "seresnext101d_32x8d",
+    "senet154",
     "ecaresnet26t",
     "ecaresnet50d",
     "ecaresnet101d",
@@ -69,10 +70,16 @@ def random_state(model: Any, seed: int) -> dict[str, Any]:
 
 def compare_with_timm(name: str, size: tuple[int, int]) -> tuple[float, float]:
     """(max |ours - timm|, max |timm|) in eval mode, after a strict load of timm's weights."""
-    net = resgen.compile(name, input_size=size)
-    ours = import_generated(resgen.render(net, "torch"), f"timm_family_{name}").build_model().eval()
     torch.manual_seed(0)
-    reference = timm.create_model(name, pretrained=False).eval()
+    return compare(resgen.compile(name, input_size=size), timm.create_model(name, pretrained=False))
+
+
+def compare(net: resgen.Compiled, reference: Any) -> tuple[float, float]:
+    """(max |ours - reference|, max |reference|) in eval mode at the network's input size, after a
+    strict load of the reference's weights (normalization tensors randomized)."""
+    size = net.graph.input_hwc[:2]
+    ours = import_generated(resgen.render(net, "torch"), f"timm_family_{net.name}").build_model().eval()
+    reference = reference.eval()
     state = random_state(reference, seed=1)
     reference.load_state_dict(state)
     ours.load_state_dict(state, strict=True)
@@ -152,11 +159,72 @@ def test_planted_eca_kernel_rule_fails() -> None:
         parity.check(resgen.compile("ecaresnet26t", input_size=(33, 47)), torch_source=planted)
 
 
+# senet154's rules (timm's block_reduce_first=2, down_kernel_size=3) at a small width, where they are
+# cheap to prove against timm's own ResNet class; senet154 itself runs in the slow lane.
+SMALL_SENET: dict[str, Any] = {
+    "format_version": 1,
+    "name": "small_senet",
+    "input": {"height": 57, "width": 43},
+    "stem": {"kind": "deep", "widths": [16, 16, 32], "pool": {"pad_with": "-inf"}},
+    "block": {
+        "kind": "bottleneck",
+        "groups": 4,
+        "width_per_group": 8,
+        "reduce_first": 2,
+        "attention": {"kind": "se"},
+    },
+    "stages": [
+        {"blocks": 2, "filters": 16, "stride": 1},
+        {"blocks": 1, "filters": 32, "stride": 2},
+        {"blocks": 2, "filters": 64, "stride": 2},
+        {"blocks": 1, "filters": 128, "stride": 2},
+    ],
+    "shortcut": {"kind": "projection", "kernel_size": 3},
+    "head": {"kind": "global_pool", "classes": 10},
+}
+
+
+def small_senet_reference() -> Any:
+    from timm.models.resnet import Bottleneck, ResNet
+
+    torch.manual_seed(0)
+    return ResNet(
+        block=Bottleneck,
+        layers=(2, 1, 2, 1),
+        channels=(16, 32, 64, 128),
+        num_classes=10,
+        cardinality=4,
+        base_width=8,
+        stem_type="deep",
+        stem_width=16,
+        down_kernel_size=3,
+        block_reduce_first=2,
+        block_args={"attn_layer": "se"},
+    )
+
+
+def test_senet_rules_equal_timms_at_a_small_width() -> None:
+    net = resgen.compile(SMALL_SENET)
+    assert [(r.first_width, r.width) for r in net.graph.blocks][:2] == [(4, 8), (4, 8)]
+    projections = [x.op for x in net.graph.of_kind("conv2d") if x.role == "shortcut_conv"]
+    assert [(op.kernel_size, op.stride) for op in projections] == [(1, 1), (3, 2), (3, 2), (3, 2)]
+    diff, scale = compare(net, small_senet_reference())
+    assert diff <= 1e-5 * max(1.0, scale)
+    assert parity.check(net).passed
+
+
+def test_planted_one_by_one_strided_projection_fails() -> None:
+    source = resgen.render(SMALL_SENET, "keras")
+    planted = source.replace('"wide_projection"', '"projection"')
+    assert planted != source
+    assert planted_failure(SMALL_SENET, (57, 43), keras_source=planted)
+
+
 # --- the harness sees the new conventions --------------------------------------------------------------
 
 
 def planted_failure(
-    name: str, size: tuple[int, int], *, torch_source: str = "", keras_source: str = ""
+    name: str | dict[str, Any], size: tuple[int, int], *, torch_source: str = "", keras_source: str = ""
 ) -> bool:
     """Whether parity fails (by a mismatch or by refusing to run) with a planted source."""
     net = resgen.compile(name, input_size=size)

@@ -22,6 +22,7 @@ T = TypeVar("T")
 SHORTCUT_ORDER = (
     ShortcutKind.PROJECTION,
     ShortcutKind.POOLED_PROJECTION,
+    ShortcutKind.WIDE_PROJECTION,
     ShortcutKind.MAX_POOL,
     ShortcutKind.ZERO_PAD,
     ShortcutKind.IDENTITY,
@@ -32,9 +33,14 @@ SHORTCUT_ROLES = {
     ShortcutKind.IDENTITY: (),
     ShortcutKind.PROJECTION: ("shortcut_conv", "shortcut_bn"),
     ShortcutKind.POOLED_PROJECTION: ("shortcut_pool", "shortcut_conv", "shortcut_bn"),
+    ShortcutKind.WIDE_PROJECTION: ("shortcut_conv", "shortcut_bn"),
     ShortcutKind.MAX_POOL: ("shortcut_pool",),
     ShortcutKind.ZERO_PAD: ("shortcut_pad",),
 }
+
+
+# The shortcut kinds that end in a convolution (and BatchNorm).
+PROJECTIONS = (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION, ShortcutKind.WIDE_PROJECTION)
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def check_shortcut_layers(graph: LayerGraph) -> None:
     norm = graph.network.shortcut.norm
     for record in graph.blocks:
         expected = SHORTCUT_ROLES[record.shortcut]
-        if record.shortcut in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION) and not norm:
+        if record.shortcut in PROJECTIONS and not norm:
             expected = expected[:-1]
         roles = tuple(x.role for x in layers[(record.stage, record.block)] if is_shortcut(x))
         if roles != expected:
@@ -131,6 +137,7 @@ def channel_check(layer: Layer, record: BlockRecord) -> None:
     value = {
         "in": record.in_channels,
         "width": record.width,
+        "first": record.first_width,
         "out": record.out_channels,
         "reduced": record.reduced,
     }

@@ -43,12 +43,14 @@ def block_name(graph: LayerGraph, layers: list[Layer]) -> str:
 
 
 def _describe_shortcut(graph: LayerGraph, kind: ShortcutKind, roles: dict[str, Layer]) -> str:
-    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION):
+    if kind in blocks.PROJECTIONS:
         first = roles["shortcut_pool" if kind is ShortcutKind.POOLED_PROJECTION else "shortcut_conv"]
         source = graph[graph.inputs(first.name)[0]].role
         text = "a 1x1 convolution"
         if kind is ShortcutKind.POOLED_PROJECTION:
             text = "a 2x2 average pool (ceil mode), then a 1x1 convolution"
+        if kind is ShortcutKind.WIDE_PROJECTION:
+            text = "a strided 3x3 convolution"
         if "shortcut_bn" in roles:
             text += " and BatchNorm"
         return text + (" of the pre-activated input" if source == "preact_relu" else " of the input")
@@ -96,7 +98,7 @@ def block_view(
         return parts["preact"], parts["residual"], parts["x"]
 
     preact, main, tail = blocks.same_for_every_block(graph, write)
-    main = [*_attention_sizes(graph), *main]
+    main = [*_block_sizes(graph), *main]
     bottleneck = "conv3" in roles
     kind = "bottleneck" if bottleneck else "basic"
     preactivation = "preact_bn" in roles
@@ -142,22 +144,35 @@ def block_view(
     }
 
 
-def _attention_sizes(graph: LayerGraph) -> list[str]:
-    """Lines computing the channel attention's size from `filters`, by timm's rules."""
+def _block_sizes(graph: LayerGraph) -> list[str]:
+    """Lines computing the first 1x1's width and the channel attention's size, by timm's rules."""
+    lines = _first_width(graph)
     attention = graph.network.block.attention
     if isinstance(attention, SqueezeExciteDesign):
         d = literal(attention.divisor)
         rounding = (
             f"int(filters * {literal(attention.ratio)} + {literal(attention.divisor / 2)}) // {d} * {d}"
         )
-        return [f"se_width = max({d}, {rounding})  # timm's make_divisible"]
+        return [*lines, f"se_width = max({d}, {rounding})  # timm's make_divisible"]
     if isinstance(attention, EcaDesign):
         log = f"math.log(filters, 2) + {literal(attention.beta)}"
         return [
+            *lines,
             f"t = int(abs({log}) / {literal(attention.gamma)})  # timm's ECA kernel rule",
             "eca_size = max(t if t % 2 else t + 1, 3)",
         ]
-    return []
+    return lines
+
+
+def _first_width(graph: LayerGraph) -> list[str]:
+    """The first 1x1's output width where it is narrower than the inner width (timm's reduce_first)."""
+    reduce_first = graph.network.block.reduce_first
+    if reduce_first == 1:
+        return []
+    for record in graph.blocks:
+        if record.first_width != record.width // reduce_first:
+            raise CodegenError(f"block {record.prefix}: first width {record.first_width} breaks the rule")
+    return [f"first_width = width // {literal(reduce_first)}  # timm's block_reduce_first"]
 
 
 def _suffix(graph: LayerGraph, layer: Layer) -> str:

@@ -107,7 +107,8 @@ class BlockSite(Site):
 
     def channels(self, layer: Layer) -> str:
         assert layer.dims is not None
-        return {"width": "width", "out": "filters", "reduced": "se_width"}[layer.dims[1]]
+        names = {"width": "width", "first": "first_width", "out": "filters", "reduced": "se_width"}
+        return names[layer.dims[1]]
 
     def stride(self, layer: Layer) -> str:
         return blocks.stride_text(layer, self._params)

@@ -40,6 +40,7 @@ def _dim(design: BlockDesign, dim: str) -> str:
     return {
         "in": "in_planes",
         "width": "width" if bottleneck else "planes",
+        "first": "first_width",
         "out": "planes * self.expansion" if bottleneck else "planes",
     }[dim]
 
@@ -91,8 +92,8 @@ def _preact_shortcut_lines(graph: LayerGraph) -> list[str]:
 
 
 def _plain(kind: ShortcutKind) -> ShortcutKind:
-    """A pooled projection feeds the block's shortcut module as a projection does."""
-    return ShortcutKind.PROJECTION if kind is ShortcutKind.POOLED_PROJECTION else kind
+    """A pooled or 3x3 projection feeds the block's shortcut module as a projection does."""
+    return ShortcutKind.PROJECTION if kind in blocks.PROJECTIONS else kind
 
 
 def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | None) -> Any:
@@ -166,6 +167,12 @@ def block_view(graph: LayerGraph, shared_bias: bool | None) -> dict[str, Any]:
         else:
             class_attrs = [f"groups: int = {groups}", f"base_width: int = {base}"]
             width_line = ["width = planes * self.base_width // 64 * self.groups"]
+        if design.reduce_first != 1:
+            for record in graph.blocks:
+                if record.first_width != record.width // design.reduce_first:
+                    raise CodegenError(f"block {record.prefix}: first width breaks the reduce_first rule")
+            class_attrs.append(f"reduce_first: int = {design.reduce_first}")
+            width_line.append("first_width = width // self.reduce_first")
     return {
         "name": _CLASS_NAMES[(design.kind, design.preactivation)],
         "docstring": docstring(_block_doc(design), 4),
@@ -195,6 +202,11 @@ def _block_doc(design: BlockDesign) -> list[str]:
             )
         if design.groups != 1:
             details.append(f"The 3x3 convolution has {design.groups} groups (ResNeXt).")
+        if design.reduce_first != 1:
+            details.append(
+                f"The first 1x1 outputs width // {design.reduce_first} channels and the 3x3 widens them "
+                "back (timm's block_reduce_first, as in senet154)."
+            )
         if design.width_per_group != 64:
             details.append(f"Inner width: planes * {design.width_per_group} // 64 * groups.")
     else:
@@ -286,6 +298,25 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
             "return nn.Sequential(",
             "    pool,",
             f"    {conv},",
+            *(["    norm(out_planes),"] if rule.norm else []),
+            ")",
+        ]
+    if rule.wide:
+        conv1 = _conv_call("conv1x1", ["self.in_planes", "out_planes"], bias, shared_bias)
+        conv3 = _conv_call("conv3x3", ["self.in_planes", "out_planes", "stride"], bias, shared_bias)
+        project = [
+            f"conv: nn.Module = {conv1}",
+            "if stride != 1:",
+            *indented(
+                comment(
+                    "timm's down_kernel_size=3 (senet154): a projection that strides is a 3x3 "
+                    "convolution, so it sees every pixel.",
+                    12,
+                )
+            ),
+            f"    conv = {conv3}",
+            "return nn.Sequential(",
+            "    conv,",
             *(["    norm(out_planes),"] if rule.norm else []),
             ")",
         ]
