@@ -31,6 +31,7 @@ from resgen.ops import (
     Add,
     AvgPool,
     BatchNorm,
+    BlurPool,
     ChannelConv1d,
     Conv2d,
     Dense,
@@ -61,6 +62,7 @@ __all__ = [
     "BlockDim",
     "BlockKind",
     "BlockRecord",
+    "BlurPool",
     "ChannelConv1d",
     "Conv2d",
     "Dense",
@@ -210,6 +212,20 @@ class EcaDesign:
 
 
 @dataclass(frozen=True)
+class AntiAliasDesign:
+    """Anti-aliasing of strided blocks (timm's aa_layer): a 2x2 average pool or a blur pool."""
+
+    blur: bool
+    filter_size: int = 3  # of the blur pool
+
+    def op(self, channels: int, stride: int) -> Op:
+        """The pool that carries a stride of `stride` on `channels` channels."""
+        if self.blur:
+            return BlurPool(channels, self.filter_size, stride)
+        return AvgPool(kernel_size=stride, stride=stride)
+
+
+@dataclass(frozen=True)
 class BlockDesign:
     """The residual block every stage is built from."""
 
@@ -222,6 +238,7 @@ class BlockDesign:
     stride_block: StrideBlock
     attention: SqueezeExciteDesign | EcaDesign | None = None
     reduce_first: int = 1  # a bottleneck's conv1 outputs width // reduce_first (timm)
+    anti_alias: AntiAliasDesign | None = None  # in strided blocks, a pool carries the stride
 
     def inner_width(self, planes: int) -> int:
         if self.kind is BlockKind.BOTTLENECK:

@@ -12,6 +12,7 @@ import dataclasses
 
 from resgen.errors import Path
 from resgen.graph import (
+    AntiAliasDesign,
     AvgPool,
     BlockDesign,
     BlockKind,
@@ -41,6 +42,8 @@ from resgen.graph import (
 )
 from resgen.lower_blocks import Builder, lower_block
 from resgen.spec import (
+    AvgPoolAntiAlias,
+    BlurAntiAlias,
     BottleneckBlock,
     ConvStem,
     DeepStem,
@@ -66,6 +69,7 @@ def network_of(spec: Spec) -> Network:
         stride_block=StrideBlock(blk.stride_block),
         attention=_attention(blk.attention),
         reduce_first=blk.reduce_first if bottleneck else 1,
+        anti_alias=_anti_alias(blk.anti_alias),
     )
     sc = spec.shortcut
     if isinstance(sc, ZeroPadSpec):
@@ -97,6 +101,14 @@ def network_of(spec: Spec) -> Network:
         stages=stages,
         blocks=(),
     )
+
+
+def _anti_alias(anti_alias: AvgPoolAntiAlias | BlurAntiAlias | None) -> AntiAliasDesign | None:
+    if isinstance(anti_alias, BlurAntiAlias):
+        return AntiAliasDesign(blur=True, filter_size=anti_alias.filter_size)
+    if isinstance(anti_alias, AvgPoolAntiAlias):
+        return AntiAliasDesign(blur=False)
+    return None
 
 
 def _attention(
@@ -159,10 +171,16 @@ def _stem(b: Builder, x: str) -> tuple[str, int]:
         x = b.conv("stem.pool_conv", x, at, cin=cin, cout=cin, k=3, stride=2)
         x = b.bn("stem.pool_bn", x, cin, at)
         x = b.relu("stem.pool_relu", x, at)
-    if stem.pool is not None:
-        pool = stem.pool
-        op = MaxPool(pool.kernel_size, pool.stride, pool.padding, norm, PadValue(pool.pad_with))
+    pool = stem.pool
+    if pool is not None and pool.kind == "avg":  # timm's resnetaa stems
+        x = b.add("stem.pool", AvgPool(pool.kernel_size, pool.stride), (x,), ("stem", "pool"))
+    elif pool is not None:
+        aa = _anti_alias(pool.anti_alias)
+        stride = 1 if aa else pool.stride  # an anti-aliasing pool carries the stride
+        op = MaxPool(pool.kernel_size, stride, pool.padding, norm, PadValue(pool.pad_with))
         x = b.add("stem.pool", op, (x,), ("stem", "pool"))
+        if aa:
+            x = b.add("stem.pool_aa", aa.op(cin, pool.stride), (x,), ("stem", "pool", "anti_alias"))
     return x, cin
 
 

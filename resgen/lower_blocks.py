@@ -124,9 +124,19 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
         x = b.relu(f"{p}.preact_relu", x, ("block", "preactivation"))
     preact = x
 
+    # Anti-aliasing (timm's aa_layer): the strided convolution keeps the resolution, and a pool
+    # after its BatchNorm + ReLU carries the stride; blocks that do not stride have no pool.
+    aa = design.anti_alias
+    conv_stride = 1 if aa else stride
+
+    def anti_alias(x: str, channels: int, dim: BlockDim) -> str:
+        if aa is None or stride == 1:
+            return x
+        return b.add(f"{p}.aa", aa.op(channels, stride), (x,), ("block", "anti_alias"), (dim, dim), True)
+
     if design.kind is BlockKind.BOTTLENECK:
         on1 = design.stride_on == "conv1"
-        s1, s2 = (stride, 1) if on1 else (1, stride)
+        s1, s2 = (conv_stride, 1) if on1 else (1, conv_stride)
         x = b.conv(
             f"{p}.conv1", x, at, cin=cin, cout=first, k=1, stride=s1, dims=(IN, FIRST), carries_stride=on1
         )
@@ -142,19 +152,29 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             stride=s2,
             groups=design.groups,
             dims=(FIRST, WIDTH),
-            carries_stride=not on1,
+            carries_stride=not on1 and not aa,
         )
         x = b.bn(f"{p}.bn2", x, width, at, WIDTH)
         x = b.relu(f"{p}.relu2", x, at)
+        x = anti_alias(x, width, WIDTH)
         x = b.conv(f"{p}.conv3", x, at, cin=width, cout=cout, k=1, dims=(WIDTH, OUT))
         if not design.preactivation:
             x = b.bn(f"{p}.bn3", x, cout, at, OUT)
     else:
         x = b.conv(
-            f"{p}.conv1", x, at, cin=cin, cout=cout, k=3, stride=stride, dims=(IN, OUT), carries_stride=True
+            f"{p}.conv1",
+            x,
+            at,
+            cin=cin,
+            cout=cout,
+            k=3,
+            stride=conv_stride,
+            dims=(IN, OUT),
+            carries_stride=not aa,
         )
         x = b.bn(f"{p}.bn1", x, cout, at, OUT)
         x = b.relu(f"{p}.relu1", x, at)
+        x = anti_alias(x, cout, OUT)
         x = b.conv(f"{p}.conv2", x, at, cin=cout, cout=cout, k=3, dims=(OUT, OUT))
         if not design.preactivation:
             x = b.bn(f"{p}.bn2", x, cout, at, OUT)

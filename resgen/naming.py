@@ -26,6 +26,8 @@ _TORCH_STEM = {
     "relu": "relu",
     "pool": "maxpool",
 }
+# timm's resnetblur stems: nn.Sequential(max-pool with stride 1, blur pool carrying the stride)
+_TORCH_BLUR_STEM = {"pool": "maxpool.0", "pool_aa": "maxpool.1"}
 _KERAS_STEM = {
     "input_bn": "input_bn",
     "pool_conv": "pool1_conv",
@@ -35,6 +37,7 @@ _KERAS_STEM = {
     "bn": "conv1_bn",
     "relu": "conv1_relu",
     "pool": "pool1_pool",
+    "pool_aa": "pool1_aa",
 }
 _TORCH_HEAD = {
     "bn": "post_bn",
@@ -64,6 +67,7 @@ _TORCH_BLOCK = {
     "se_act": "se.act",
     "se_fc2": "se.fc2",
     "eca_conv": "se.conv",  # timm names every attention module of a block `se`
+    "aa": "aa",  # timm's anti-aliasing pool
 }
 # timm's avg_down shortcut: nn.Sequential(pool or nn.Identity(), conv, BatchNorm), in every block of
 # such a network, so its convolution is downsample.1 even where the block does not stride.
@@ -80,6 +84,7 @@ _KERAS_BLOCK = {
     "shortcut_pool": "0_pool",
     "shortcut_pad": "0_pad",
     "out_relu": "out",
+    "aa": "aa",
     "se_pool": "se_squeeze",  # as keras.applications' EfficientNet names its squeeze-and-excitation
     "se_fc1": "se_reduce",
     "se_act": "se_relu",
@@ -105,6 +110,8 @@ def torch_path(graph: LayerGraph, name: str) -> str:
         raise ValueError(f"{layer.name} is computed by a function in the torch target, not a module")
     role = layer.role
     if layer.scope is Scope.STEM:
+        if role in _TORCH_BLUR_STEM and "stem.pool_aa" in graph:
+            return _TORCH_BLUR_STEM[role]
         return _TORCH_STEM.get(role) or _deep_stem_path(role)
     if layer.scope is Scope.HEAD:
         return _TORCH_HEAD[role]

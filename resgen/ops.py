@@ -88,6 +88,22 @@ class AvgPool:
 
 
 @dataclass(frozen=True)
+class BlurPool:
+    """Blur, then subsample (Zhang 2019; timm's BlurPool2d): reflect padding of
+    ((stride - 1) + (filter_size - 1)) // 2 on every side, then a fixed binomial filter on each
+    channel with the stride. Nothing is learned or saved."""
+
+    kind: ClassVar[str] = "blur_pool"
+    channels: int
+    filter_size: int
+    stride: int
+
+    @property
+    def padding(self) -> int:
+        return ((self.stride - 1) + (self.filter_size - 1)) // 2
+
+
+@dataclass(frozen=True)
 class GlobalAvgPool:
     kind: ClassVar[str] = "global_avg_pool"
     keepdims: bool = False  # (C, 1, 1) rather than (C,)
@@ -158,6 +174,7 @@ Op = (
     | ReLU
     | MaxPool
     | AvgPool
+    | BlurPool
     | GlobalAvgPool
     | Flatten
     | Dropout

@@ -19,6 +19,7 @@ from resgen.graph import (
     OPS,
     AvgPool,
     BatchNorm,
+    BlurPool,
     ChannelConv1d,
     Conv2d,
     Dense,
@@ -194,6 +195,22 @@ def _avg_pool(op: AvgPool, ins: list[Shape]) -> tuple[Shape, None]:
     return (c, oh, ow), None
 
 
+def _blur_pool(op: BlurPool, ins: list[Shape]) -> tuple[Shape, Pads]:
+    c, h, w = _spatial(ins[0], "blur_pool")
+    f, s, p = op.filter_size, op.stride, op.padding
+    if c != op.channels:
+        raise _ShapeError(f"blurs {op.channels} channels, gets {c}")
+    if p >= h or p >= w:  # reflect padding mirrors pixels inside the map: it needs more than p of them
+        raise _ShapeError(
+            f"a blur pool's reflect padding of {p} needs a map larger than {p}x{p}, got {h}x{w}; "
+            "use a larger input or fewer strides"
+        )
+    oh, ow = conv_out(h, f, s, 2 * p), conv_out(w, f, s, 2 * p)
+    if oh < 1 or ow < 1:
+        raise _ShapeError(f"a {f}x{f}/{s} blur pool collapses the {h}x{w} input to {max(oh, 0)}x{max(ow, 0)}")
+    return (c, oh, ow), ((p, p), (p, p))
+
+
 def pool_out_ceil(size: int, kernel: int, stride: int) -> int:
     """Output side of an unpadded pool in ceil mode: a last, partial window covers the edge, but
     never starts outside the input (torch's rule; TensorFlow's "same" gives ceil(size / stride))."""
@@ -253,6 +270,7 @@ SHAPE_RULES: dict[str, Rule] = {
     "relu": _same,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
+    "blur_pool": _blur_pool,
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _same,

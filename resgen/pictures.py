@@ -83,6 +83,7 @@ OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
     "avg_pool": lambda op, x: (
         f"avg_pool {_kxk(op.kernel_size)}/{op.stride}" + (" ceil" if op.ceil_mode else "")
     ),
+    "blur_pool": lambda op, x: f"blur_pool {_kxk(op.filter_size)}/{op.stride} reflect",
     "global_avg_pool": lambda op, x: "global_avg_pool",
     "flatten": lambda op, x: "flatten",
     "dropout": lambda op, x: f"dropout {op.rate}",

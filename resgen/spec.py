@@ -70,9 +70,32 @@ class BatchNorm(_Model):
     """Keras convention: running = momentum * running + (1 - momentum) * batch. PyTorch's is 1 - this."""
 
 
-class MaxPool(_Model):
-    """Max-pooling after the stem."""
+class AvgPoolAntiAlias(_Model):
+    """Anti-aliasing by a 2x2 average pool (timm's resnetaa models: aa_layer=nn.AvgPool2d)."""
 
+    kind: Literal["avg_pool"]
+    """Anti-aliasing kind."""
+
+
+class BlurAntiAlias(_Model):
+    """Anti-aliasing by a blur pool (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+    Again"; timm's BlurPool2d, as resnetblur50 uses it): reflect padding, a fixed binomial filter on
+    every channel, then the stride. The filter is not learned and not saved."""
+
+    kind: Literal["blur"]
+    """Anti-aliasing kind."""
+    filter_size: int = Field(default=3, ge=2, le=7)
+    """Side of the binomial filter (timm: 3; 3 is [1, 2, 1] / 4 in each direction)."""
+
+
+AntiAlias = Annotated[AvgPoolAntiAlias | BlurAntiAlias, Field(discriminator="kind")]
+
+
+class StemPool(_Model):
+    """Pooling after the stem: a max-pool (torchvision, keras.applications), or an average pool."""
+
+    kind: Literal["max", "avg"] = "max"
+    """max, or avg: an average pool without padding (timm's resnetaa stems: 2x2, stride 2)."""
     kernel_size: int = Field(default=3, ge=1, le=15)
     """Pooling window side."""
     stride: int = Field(default=2, ge=1, le=8)
@@ -82,6 +105,17 @@ class MaxPool(_Model):
     pad_with: Literal["zeros", "-inf"] = "zeros"
     """What the padding holds: zeros (keras.applications' ZeroPadding2D) or -inf (torch's nn.MaxPool2d,
     as torchvision and timm use it). The two differ only where the pooled input can be negative."""
+    anti_alias: AntiAlias | None = None
+    """Pool with stride 1, then let this anti-aliasing pool carry the stride (timm's resnetblur
+    stems: a 3x3 max-pool, then a blur pool); null for a plain strided pool."""
+
+    @model_validator(mode="after")
+    def _average_without_padding(self) -> StemPool:
+        if self.kind == "avg" and self.padding:
+            raise ValueError("an average pool here has no padding: set padding: 0")
+        if self.kind == "avg" and self.anti_alias is not None:
+            raise ValueError("anti_alias needs a max-pool: set kind: max, or anti_alias: null")
+        return self
 
 
 class ConvStem(_Model):
@@ -99,7 +133,7 @@ class ConvStem(_Model):
     """Stride of the stem convolution."""
     norm: bool = True
     """BatchNorm + ReLU after the convolution (false for pre-activation nets: their blocks normalize)."""
-    pool: MaxPool | None = None
+    pool: StemPool | None = None
     """Max-pool after the convolution; null for none."""
     conv_pool: bool = False
     """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
@@ -126,7 +160,7 @@ class DeepStem(_Model):
     """Output channels of each 3x3 convolution; the last is the stem's output width."""
     stride: int = Field(default=2, ge=1, le=8)
     """Stride of the first convolution (the others have stride 1)."""
-    pool: MaxPool | None = None
+    pool: StemPool | None = None
     """Max-pool after the stem; null for none."""
     conv_pool: bool = False
     """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
@@ -138,7 +172,7 @@ class DeepStem(_Model):
         return self
 
 
-def _one_pool(pool: MaxPool | None, conv_pool: bool) -> None:
+def _one_pool(pool: StemPool | None, conv_pool: bool) -> None:
     if pool is not None and conv_pool:
         raise ValueError("conv_pool replaces the max-pool: set pool: null, or conv_pool: false")
 
@@ -195,6 +229,19 @@ class _BlockBase(_Model):
     """Pre-activation (He et al. 2016): BN-ReLU before each convolution, nothing after the addition."""
     stride_block: Literal["first", "last"] = "first"
     """Which block of a stage carries the stride: first (torchvision, keras V1) or last (keras V2)."""
+    anti_alias: AntiAlias | None = None
+    """In blocks that stride, the strided 3x3 convolution keeps the resolution and this pool, after
+    the convolution's BatchNorm + ReLU, carries the stride (Zhang 2019; timm's aa_layer); null for none."""
+
+    @model_validator(mode="after")
+    def _anti_alias_where_timm_has_it(self) -> _BlockBase:
+        if self.anti_alias is None:
+            return self
+        if self.preactivation:
+            raise ValueError("anti_alias follows a strided convolution's ReLU; pre-activation blocks lack it")
+        if getattr(self, "stride_on", "conv2") == "conv1":
+            raise ValueError("anti_alias follows the strided 3x3 convolution; set stride_on: conv2")
+        return self
 
 
 class BasicBlock(_BlockBase):

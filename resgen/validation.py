@@ -27,6 +27,10 @@ _MODEL_ERRORS_AT_FIELD = {
     "conv_pool replaces the max-pool": ("conv_pool",),
     "projects with a 1x1 convolution": ("shortcut", "kernel_size"),
     "a 3x3 projection pads symmetrically": ("shortcut", "kernel_size"),
+    "an average pool here has no padding": ("padding",),
+    "anti_alias needs a max-pool": ("anti_alias",),
+    "pre-activation blocks lack it": ("anti_alias",),
+    "anti_alias follows the strided 3x3": ("anti_alias",),
 }
 
 

@@ -51,6 +51,7 @@ GOLDEN_PRESETS = (
     "ecaresnet26t",
     "resnet50_gn",
     "senet154",
+    "resnetblur50",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:

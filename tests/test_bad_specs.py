@@ -42,6 +42,16 @@ EXPECTED = [
         "stages[0]: layer stage1.block1.conv1: outputs 0 channels: widen the stage (filters) or lower the divisors",
     ),
     (
+        "anti_alias_preactivation.yaml",
+        ":5:55",
+        "block.anti_alias: anti_alias follows a strided convolution's ReLU; pre-activation blocks lack it",
+    ),
+    (
+        "avg_stem_pool_padding.yaml",
+        ":4:74",
+        "stem.pool.padding: an average pool here has no padding: set padding: 0",
+    ),
+    (
         "unknown_attention.yaml",
         ":7:21",
         "block.attention.kind: unknown kind 'cbam'; expected one of: 'se', 'eca'",
@@ -190,7 +200,7 @@ EXPECTED = [
     (
         "pool_wrong_type.yaml",
         ":4:66",
-        "stem.pool: Input should be a valid dictionary or instance of MaxPool (got 3)",
+        "stem.pool: Input should be a valid dictionary or instance of StemPool (got 3)",
     ),
     (
         "preactivated_without_preact.yaml",

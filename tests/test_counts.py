@@ -69,6 +69,8 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     "seresnext101_32x8d": (93_569_048, 202_880, None),
     "seresnext101d_32x8d": (93_588_280, 203_008, None),
     "senet154": (115_088_984, 247_552, None),
+    "resnetaa50d": (25_576_264, 53_248, None),
+    "resnetblur50": (25_557_032, 53_120, None),
     "ecaresnet26t": (16_011_916, 30_960, None),
     "ecaresnet50d": (25_576_350, 53_248, None),
     "ecaresnet101d": (44_568_563, 105_472, None),

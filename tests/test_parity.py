@@ -75,6 +75,8 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "seresnext101_32x8d": (49, 47),
     "seresnext101d_32x8d": (49, 47),
     "senet154": (49, 47),
+    "resnetaa50d": (65, 33),
+    "resnetblur50": (65, 47),
     "ecaresnet26t": (65, 47),
     "ecaresnet50d": (65, 47),
     "ecaresnet101d": (49, 47),

@@ -75,6 +75,42 @@ ATTENTION_PREFIXES = ("se_", "eca_")
 ATTENTION_MODULES = {"se_pool": "SqueezeExcite", "eca_pool": "EfficientChannelAttention"}
 
 
+@dataclass(frozen=True)
+class AntiAliasSite:
+    """Where strided blocks put their anti-aliasing pool: after the layer of role `after`. Blocks
+    that do not stride have none, so a shared definition writes it under a test of the stride."""
+
+    pool: Layer  # one block's pool, to write the shared statement from
+    after: str  # role of the layer it follows (the strided convolution's ReLU)
+
+
+def anti_alias_site(graph: LayerGraph) -> AntiAliasSite | None:
+    """The network's anti-aliasing pools, checked: exactly one in each strided block, the design's
+    pool for that block's width and stride, always after the same layer. None without any."""
+    design = graph.network.block.anti_alias
+    pools = [x for x in graph if x.role == "aa"]
+    if design is None or not pools:
+        if pools:
+            raise CodegenError("anti-aliasing pools in a network without anti-aliasing")
+        return None
+    layers = graph.block_layers()
+    after = set()
+    for record in graph.blocks:
+        found = [x for x in layers[(record.stage, record.block)] if x.role == "aa"]
+        if len(found) != (record.stride != 1):
+            raise CodegenError(
+                f"block {record.prefix}: {len(found)} anti-aliasing pools at stride {record.stride}"
+            )
+        for pool in found:
+            channels = getattr(pool.op, "channels", record.width)
+            if pool.op != design.op(channels, record.stride):
+                raise CodegenError(f"{pool.name}: not the network's anti-aliasing pool")
+            after.add(graph[graph.inputs(pool.name)[0]].role)
+    if len(after) != 1:
+        raise CodegenError(f"anti-aliasing pools follow different layers: {sorted(after)}")
+    return AntiAliasSite(pools[0], after.pop())
+
+
 def is_attention(layer: Layer) -> bool:
     """A layer of the block's channel attention (squeeze-and-excitation, ECA)."""
     return layer.role.startswith(ATTENTION_PREFIXES)

@@ -33,6 +33,7 @@ from resgen.codegen import CodegenError, call_lines, comment, literal, string_co
 from resgen.graph import (
     OPS,
     AvgPool,
+    BlurPool,
     Conv2d,
     Dense,
     EcaDesign,
@@ -155,7 +156,10 @@ def _pads_with_neg_inf(op: MaxPool) -> bool:
 def _avg_pool(site: Site, layer: Layer) -> list[str]:
     op = layer.op
     assert isinstance(op, AvgPool)
-    args = [literal(op.kernel_size), f"strides={site.stride(layer)}"]
+    stride = site.stride(layer)
+    # an anti-aliasing pool's window is its stride (timm: nn.AvgPool2d(kernel_size=stride))
+    size = stride if layer.role == "aa" and op.kernel_size == op.stride else literal(op.kernel_size)
+    args = [size, f"strides={stride}"]
     notes: list[str] = []
     if op.ceil_mode:
         notes = comment(
@@ -170,6 +174,15 @@ def _avg_pool(site: Site, layer: Layer) -> list[str]:
         args.append('padding="same"')
     args += [f"data_format={DATA_FORMAT}", f"name={site.name(layer)}"]
     return notes + _layer(site, layer, "layers.AveragePooling2D", args)
+
+
+def _blur_pool(site: Site, layer: Layer) -> list[str]:
+    op = layer.op
+    assert isinstance(op, BlurPool)
+    args = [f"stride={site.stride(layer)}"]
+    if op.filter_size != 3:
+        args.append(f"filter_size={literal(op.filter_size)}")
+    return _layer(site, layer, "BlurPool2D", [*args, f"name={site.name(layer)}"])
 
 
 def _global_avg_pool(site: Site, layer: Layer) -> list[str]:
@@ -254,6 +267,7 @@ HANDLERS: dict[str, Handler] = {
     "relu": _relu,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
+    "blur_pool": _blur_pool,
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _dropout,
@@ -269,9 +283,10 @@ assert set(HANDLERS) == set(OPS), "the Keras backend needs a handler for every o
 
 
 def _stdlib_imports(graph: LayerGraph, deep: bool) -> list[str]:
-    """`import math` for ECA's kernel rule, `import sys` for a deep network's recursion limit."""
+    """`import math` for ECA's kernel rule and the blur pool; `import sys` for a deep recursion limit."""
     eca = isinstance(graph.network.block.attention, EcaDesign)
-    imports = [*(["import math"] if eca else []), *(["import sys"] if deep else [])]
+    math = eca or bool(graph.of_kind("blur_pool"))  # ECA's kernel rule, the blur pool's filter
+    imports = [*(["import math"] if math else []), *(["import sys"] if deep else [])]
     return [*imports, ""] if imports else []
 
 
@@ -321,6 +336,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 if any(_pads_with_neg_inf(x.op) for x in graph.of_kind("max_pool"))
                 else []
             ),
+            *(["keras/blur_pool.py.j2"] if graph.of_kind("blur_pool") else []),
         ],
         "block": block,
         "stem": stem,

@@ -73,6 +73,14 @@ def block_view(
     params = blocks.parameters(graph)
     branches: dict[ShortcutKind, list[str]] = {}
     roles: dict[str, Layer] = {}
+    # Anti-aliasing: only blocks that stride have the pool, so the function tests the stride.
+    aa = blocks.anti_alias_site(graph)
+    aa_lines: list[str] = []
+    if aa is not None:
+        (aa_block,) = [ls for ls in graph.block_layers().values() if aa.pool in ls]
+        aa_site = make_site(block_name(graph, aa_block), params)
+        aa_site.indent = 8
+        aa_lines = ["if stride != 1:", *indented(handlers[aa.pool.kind](aa_site, aa.pool))]
 
     def write(record: BlockRecord, layers: list[Layer]) -> tuple[list[str], list[str], list[str]]:
         prefix = block_name(graph, layers)
@@ -84,10 +92,15 @@ def block_view(
                 blocks.channel_check(layer, record)
             if blocks.is_attention(layer):
                 blocks.attention_check(layer, record)
+            if layer.role == "aa":
+                roles.setdefault("aa", layer)
+                continue  # written below, after its ReLU
             part = tensor_of(layer.role)
             part = "residual" if part == "gate" else part  # the gate is computed in the branch's flow
             site.indent = 8 if part == "skip" else 4  # shortcut branches sit inside an if
             parts[part] += handlers[layer.kind](site, layer)
+            if aa is not None and layer.role == aa.after:
+                parts[part] += aa_lines
         if record.shortcut is ShortcutKind.IDENTITY:
             if parts["skip"]:
                 raise CodegenError(f"{prefix}: an identity shortcut with layers")

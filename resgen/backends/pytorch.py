@@ -24,7 +24,18 @@ from typing import Any
 
 from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers
 from resgen.codegen import CodegenError, call_lines, comment, docstring, literal, plural
-from resgen.graph import OPS, Conv2d, EcaDesign, Layer, LayerGraph, MaxPool, PadMode, PadValue, Scope
+from resgen.graph import (
+    OPS,
+    BlurPool,
+    Conv2d,
+    EcaDesign,
+    Layer,
+    LayerGraph,
+    MaxPool,
+    PadMode,
+    PadValue,
+    Scope,
+)
 from resgen.naming import torch_path
 from resgen.passes import Analysis
 
@@ -133,7 +144,18 @@ def _avg_pool(layer: Layer, ctx: Context) -> Code:
         f"A fixed {k}x{k} average pool (the head of Rosebrock's tutorial), not a global one: the "
         "classifier's input size follows from the spec's input size."
     )
+    if layer.scope is Scope.STEM:
+        note = f"A {k}x{k} average pool in place of the max-pool (timm's anti-aliased resnetaa stems)."
     return _module(layer, "nn.AvgPool2d", [f"kernel_size={k}", f"stride={s}"], ctx, [note])
+
+
+def _blur_pool(layer: Layer, ctx: Context) -> Code:
+    op = layer.op
+    assert isinstance(op, BlurPool)
+    args = [literal(op.channels), f"stride={literal(op.stride)}"]
+    if op.filter_size != 3:
+        args.append(f"filter_size={literal(op.filter_size)}")
+    return _module(layer, "BlurPool2d", args, ctx)
 
 
 def _global_avg_pool(layer: Layer, ctx: Context) -> Code:
@@ -212,6 +234,7 @@ HANDLERS: dict[str, Handler] = {
     "relu": _relu,
     "max_pool": _max_pool,
     "avg_pool": _avg_pool,
+    "blur_pool": _blur_pool,
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _dropout,
@@ -299,7 +322,11 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "eca": pytorch_helpers.eca_view(graph),
         "stdlib_imports": [
             "import copy",
-            *(["import math"] if isinstance(net.block.attention, EcaDesign) else []),
+            *(
+                ["import math"]
+                if isinstance(net.block.attention, EcaDesign) or graph.of_kind("blur_pool")
+                else []
+            ),
         ],
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),

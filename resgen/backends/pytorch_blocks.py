@@ -96,15 +96,29 @@ def _plain(kind: ShortcutKind) -> ShortcutKind:
     return ShortcutKind.PROJECTION if kind in blocks.PROJECTIONS else kind
 
 
+def _anti_alias_init(design: BlockDesign, pool: Layer) -> str:
+    """The block's anti-aliasing module: timm's pool where the block strides, nn.Identity() elsewhere."""
+    assert design.anti_alias is not None and pool.dims is not None
+    if design.anti_alias.blur:
+        args = [_dim(design, pool.dims[0]), "stride"]
+        if design.anti_alias.filter_size != 3:
+            args.append(f"filter_size={design.anti_alias.filter_size}")
+        module = f"BlurPool2d({', '.join(args)})"
+    else:
+        module = "nn.AvgPool2d(kernel_size=stride)"
+    return f"self.aa = {module} if stride != 1 else nn.Identity()"
+
+
 def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | None) -> Any:
     preact_shortcut = _preact_shortcut_lines(graph) if design.preactivation else []
+    aa = blocks.anti_alias_site(graph)
 
     def write(record: BlockRecord, layers: list[Layer]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         init: list[str] = []
         forward: list[str] = [] if design.preactivation else ["identity = x"]
         relu = False
         for layer in layers:
-            if blocks.is_shortcut(layer):
+            if blocks.is_shortcut(layer) or layer.role == "aa":  # aa: written below, after its ReLU
                 continue
             if layer.dims is not None:
                 blocks.channel_check(layer, record)
@@ -139,6 +153,9 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
                 forward += ["", "out += identity"]
             else:
                 raise CodegenError(f"{layer.name}: a {layer.kind} layer in a block has no torch form")
+            if aa is not None and layer.role == aa.after:
+                init.append(_anti_alias_init(design, aa.pool))
+                forward.append("out = self.aa(out)")
         if not forward[-1].startswith("return"):
             forward.append("return out")
         init += [*(["self.relu = nn.ReLU(inplace=True)"] if relu else []), "self.downsample = downsample"]
@@ -211,6 +228,14 @@ def _block_doc(design: BlockDesign) -> list[str]:
             details.append(f"Inner width: planes * {design.width_per_group} // 64 * groups.")
     else:
         branch = "two 3x3 convolutions"
+    if design.anti_alias is not None:  # replaces the sentence on where the stride sits
+        pool = "a blur pool" if design.anti_alias.blur else "a 2x2 average pool"
+        conv = "3x3 (conv2)" if bottleneck else "first 3x3 (conv1)"
+        sentence = (
+            f"Anti-aliased (Zhang 2019, as timm's aa_layer): in blocks that stride, the {conv} keeps "
+            f"the resolution and {pool} after its ReLU carries the stride."
+        )
+        details = [sentence, *details[1:]] if bottleneck else [sentence]
     if design.preactivation:
         kind = "bottleneck" if bottleneck else "basic block"
         summary = f"Pre-activation {kind} (He et al. 2016): BN-ReLU before every convolution."

@@ -115,6 +115,7 @@ def helper_sections(graph: LayerGraph) -> list[str]:
             else []
         ),
         *(["torch/eca.py.j2"] if isinstance(graph.network.block.attention, EcaDesign) else []),
+        *(["torch/blur_pool.py.j2"] if graph.of_kind("blur_pool") else []),
     ]
 
 
