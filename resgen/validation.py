@@ -25,6 +25,7 @@ _MODEL_ERRORS_AT_FIELD = {
     "kernel_size must be odd": ("kernel_size",),
     "downsample 'avg_pool' already subsamples": ("shortcut", "stride_only"),
     "conv_pool replaces the max-pool": ("conv_pool",),
+    "drop_path's schedule needs": ("regularization", "drop_path"),
 }
 
 
