@@ -229,7 +229,7 @@ def _network_settings(layer: Layer, network: Network) -> dict[str, Any]:
     if isinstance(layer.op, BatchNorm):
         return dataclasses.asdict(network.norm)  # epsilon, momentum
     if isinstance(layer.op, (Conv2d, Dense)):
-        return {"l2": network.l2}  # on the kernel
+        return {"l2": network.l2.of(layer.l2_role)}  # on the kernel
     return {}
 
 

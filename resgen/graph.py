@@ -10,9 +10,9 @@ only read it. Nothing after lowering reads the spec.
   stage, block, role) and the spec field that made it (``origin``, so errors point at the spec).
 - Edges are tensors; an edge's ``index`` is the argument position in the consumer (an addition takes
   the residual branch as 0 and the shortcut as 1).
-- The `Network` record holds what is decided once for the whole network: BatchNorm settings, L2,
-  padding convention, the block design, the shortcut rule, one `StageRecord` per stage and one
-  `BlockRecord` per residual block.
+- The `Network` record holds what is decided once for the whole network: BatchNorm settings, L2 by
+  role, initialization and drop-path rate (`resgen.graph_training`), padding convention, the block
+  design, the shortcut rule, one `StageRecord` per stage and one `BlockRecord` per residual block.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from enum import StrEnum
 import networkx as nx
 
 from resgen.errors import Path
+from resgen.graph_training import Distribution, InitSettings, L2Settings
 from resgen.ops import (
     OP_TYPES,
     OPS,
@@ -36,6 +37,7 @@ from resgen.ops import (
     Conv2d,
     Dense,
     Dropout,
+    DropPath,
     Flatten,
     GlobalAvgPool,
     GroupNorm,
@@ -66,12 +68,16 @@ __all__ = [
     "ChannelConv1d",
     "Conv2d",
     "Dense",
+    "Distribution",
+    "DropPath",
     "Dropout",
     "EcaDesign",
     "Flatten",
     "GlobalAvgPool",
     "GroupNorm",
+    "InitSettings",
     "Input",
+    "L2Settings",
     "Layer",
     "LayerGraph",
     "MaxPool",
@@ -167,10 +173,18 @@ class Layer:
     # functions take these as parameters, so one definition serves every block.
     dims: tuple[BlockDim, BlockDim] | None = None
     carries_stride: bool = False
+    zero_init: bool = False  # its scale (a norm) or kernel (a convolution) starts at 0 (zero_init_last)
 
     @property
     def kind(self) -> str:
         return self.op.kind
+
+    @property
+    def l2_role(self) -> str:
+        """Which L2 override its kernel gets: stem, blocks, shortcuts or head."""
+        if self.scope is Scope.STAGE:
+            return "shortcuts" if self.role.startswith("shortcut_") else "blocks"
+        return "head" if self.scope is Scope.HEAD else "stem"
 
 
 # --- what is decided once for the whole network ------------------------------------------------------
@@ -312,12 +326,14 @@ class Network:
     description: str
     spec_hash: str  # the spec's content hash, printed in generated files' headers
     norm: NormSettings
-    l2: float  # Keras l2(r) on every convolution and dense kernel
+    l2: L2Settings  # Keras l2(r) on convolution and dense kernels, by role
     padding: PadMode
     block: BlockDesign
     shortcut: ShortcutRule
     stages: tuple[StageRecord, ...]
     blocks: tuple[BlockRecord, ...]
+    init: InitSettings
+    drop_path: float  # the last block's drop-path rate (timm's drop_path_rate); 0 for none
 
 
 class LayerGraph:

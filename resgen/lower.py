@@ -19,11 +19,14 @@ from resgen.graph import (
     BlockRecord,
     Conv2d,
     Dense,
+    Distribution,
     Dropout,
     EcaDesign,
     Flatten,
     GlobalAvgPool,
+    InitSettings,
     Input,
+    L2Settings,
     Layer,
     LayerGraph,
     MaxPool,
@@ -94,12 +97,20 @@ def network_of(spec: Spec) -> Network:
         description=spec.description,
         spec_hash=spec.content_hash(),
         norm=NormSettings(spec.norm.epsilon, spec.norm.momentum, spec.norm.kind == "group", spec.norm.groups),
-        l2=spec.regularization.l2,
+        l2=L2Settings(**spec.regularization.l2_by_role()),
         padding=PadMode(spec.padding),
         block=design,
         shortcut=rule,
         stages=stages,
         blocks=(),
+        init=InitSettings(
+            conv=Distribution(spec.init.conv),
+            dense=Distribution(spec.init.dense),
+            eca=Distribution(spec.init.eca),
+            bias=Distribution(spec.init.bias),
+            zero_init_last=spec.init.zero_init_last,
+        ),
+        drop_path=spec.regularization.drop_path,
     )
 
 
@@ -139,6 +150,8 @@ def lower(spec: Spec) -> LayerGraph:
     b.scope, b.stage, b.block = Scope.HEAD, None, None
     _head(b, x, channels)
     layers = _settle_bias(spec, b.layers, b.edges)
+    if network.init.zero_init_last:
+        layers = _zero_init_last(layers, b.edges)
     return LayerGraph(dataclasses.replace(network, blocks=tuple(blocks)), layers, b.edges)
 
 
@@ -199,6 +212,22 @@ def _head(b: Builder, x: str, channels: int) -> None:
     x = b.add("head.fc", Dense(head.classes, bias=True), (x,), ("head", "classes"))
     if head.output == "softmax":
         b.add("head.softmax", Softmax(), (x,), ("head", "output"))
+
+
+def _zero_init_last(layers: list[Layer], edges: list[tuple[str, str, int]]) -> list[Layer]:
+    """Mark the last normalization (or, in a pre-activation block, the last convolution) of every
+    residual branch: what feeds each addition, through drop-path and channel attention's product."""
+    by_name = {layer.name: layer for layer in layers}
+    first_input = {target: source for source, target, index in edges if index == 0}
+    marked = set()
+    for add in (layer for layer in layers if layer.kind == "add"):
+        end = first_input[add.name]
+        while by_name[end].kind in ("drop_path", "scale"):
+            end = first_input[end]
+        if by_name[end].kind not in ("batch_norm", "group_norm", "conv2d"):
+            raise ValueError(f"{add.name}: the residual branch ends in a {by_name[end].kind}")
+        marked.add(end)
+    return [dataclasses.replace(x, zero_init=True) if x.name in marked else x for x in layers]
 
 
 def _settle_bias(spec: Spec, layers: dict[str, Layer], edges: list[tuple[str, str, int]]) -> list[Layer]:

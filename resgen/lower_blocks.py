@@ -18,6 +18,7 @@ from resgen.graph import (
     BlockRecord,
     ChannelConv1d,
     Conv2d,
+    DropPath,
     EcaDesign,
     GlobalAvgPool,
     GroupNorm,
@@ -214,10 +215,20 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
         x = _squeeze_excite(b, x, p, cout, reduced)
     if eca_kernel is not None:
         x = _eca(b, x, p, eca_kernel)
+    if b.net.drop_path:  # after attention, before the addition (timm); rate 0 in the first block
+        rate = drop_path_rate(b.net, stage, i)
+        x = b.add(f"{p}.drop_path", DropPath(rate), (x,), ("regularization", "drop_path"))
     x = b.add(f"{p}.add", Add(), (x, shortcut), at)
     if not design.preactivation:
         x = b.relu(f"{p}.out_relu", x, at)
     return x, record
+
+
+def drop_path_rate(net: Network, stage: StageRecord, i: int) -> float:
+    """timm's linear rule: the block with global index k (0-based over all N blocks) drops its
+    residual branch with probability drop_path * k / (N - 1)."""
+    index = sum(s.blocks for s in net.stages if s.index < stage.index) + i - 1
+    return net.drop_path * index / (sum(s.blocks for s in net.stages) - 1)
 
 
 def _squeeze_excite(b: Builder, x: str, p: str, channels: int, reduced: int) -> str:

@@ -68,6 +68,7 @@ _TORCH_BLOCK = {
     "se_fc2": "se.fc2",
     "eca_conv": "se.conv",  # timm names every attention module of a block `se`
     "aa": "aa",  # timm's anti-aliasing pool
+    "drop_path": "drop_path",  # timm's
 }
 # timm's avg_down shortcut: nn.Sequential(pool or nn.Identity(), conv, BatchNorm), in every block of
 # such a network, so its convolution is downsample.1 even where the block does not stride.
@@ -95,6 +96,7 @@ _KERAS_BLOCK = {
     "eca_conv": "eca_conv",
     "eca_gate": "eca_gate",
     "eca_scale": "eca_excite",
+    "drop_path": "drop_path",
 }
 
 

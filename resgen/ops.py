@@ -121,6 +121,15 @@ class Dropout:
 
 
 @dataclass(frozen=True)
+class DropPath:
+    """Stochastic depth of a residual branch: in training, each sample's branch is zeroed with
+    probability `rate` and kept ones are scaled by 1 / (1 - rate); the identity in eval mode."""
+
+    kind: ClassVar[str] = "drop_path"
+    rate: float
+
+
+@dataclass(frozen=True)
 class Dense:
     kind: ClassVar[str] = "dense"
     out_features: int
@@ -178,6 +187,7 @@ Op = (
     | GlobalAvgPool
     | Flatten
     | Dropout
+    | DropPath
     | Dense
     | Softmax
     | Sigmoid

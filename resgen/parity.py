@@ -142,7 +142,8 @@ def _branch_ends(compiled: Compiled) -> list[str]:
     ends = []
     for add in graph.of_kind("add"):
         end = graph.inputs(add.name)[0]
-        while torch_module(graph, end) is None:  # through channel attention's product to the BatchNorm
+        # through drop-path and channel attention's product to the BatchNorm
+        while torch_module(graph, end) is None or graph[end].kind == "drop_path":
             end = graph.inputs(end)[0]
         ends.append(torch_path(graph, end))
     return ends

@@ -72,9 +72,10 @@ def check_training(
     """
     import keras
 
-    if compiled.graph.of_kind("dropout"):
+    if compiled.graph.of_kind("dropout", "drop_path"):
         raise ValueError(
-            "train-mode parity needs a spec without dropout (the two frameworks draw different masks)"
+            "train-mode parity needs a spec without dropout or drop_path (the two frameworks draw "
+            "different masks)"
         )
     torch_module, keras_module = import_targets(compiled, torch_source, keras_source)
     shape = compiled.graph.input_hwc

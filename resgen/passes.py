@@ -274,6 +274,7 @@ SHAPE_RULES: dict[str, Rule] = {
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _same,
+    "drop_path": _same,
     "dense": _dense,
     "softmax": _same,
     "sigmoid": _same,

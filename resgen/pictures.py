@@ -87,6 +87,7 @@ OP_TEXT: dict[str, Callable[[Any, Shape], str]] = {
     "global_avg_pool": lambda op, x: "global_avg_pool",
     "flatten": lambda op, x: "flatten",
     "dropout": lambda op, x: f"dropout {op.rate}",
+    "drop_path": lambda op, x: f"drop_path {op.rate:.4g}",
     "dense": lambda op, x: f"dense {x[0]}→{op.out_features}",
     "softmax": lambda op, x: "softmax",
     "sigmoid": lambda op, x: "sigmoid",

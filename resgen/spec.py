@@ -10,7 +10,8 @@ Conventions, stated once:
 - BatchNorm ``momentum`` follows Keras: ``running = momentum * running + (1 - momentum) * batch``.
   PyTorch's ``momentum`` argument is ``1 - momentum``.
 - ``regularization.l2`` is Keras' ``l2(r)`` on kernels (adds ``r * sum(w**2)`` to the loss); in
-  PyTorch it is weight decay ``2 * r`` on exactly those weights.
+  PyTorch it is weight decay ``2 * r`` on exactly those weights. The training-time sections
+  (``regularization``, ``init``) are defined in `resgen.spec_training`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from resgen.spec_training import Init, Regularization
 
 FORMAT_VERSION = 1
 IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
@@ -308,13 +311,6 @@ class ZeroPadShortcut(_Model):
 Shortcut = Annotated[ProjectionShortcut | ZeroPadShortcut, Field(discriminator="kind")]
 
 
-class Regularization(_Model):
-    """Weight penalties."""
-
-    l2: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Keras l2(r) on every convolution and dense kernel; equals PyTorch weight decay 2r on them."""
-
-
 class _HeadBase(_Model):
     norm: bool = False
     """BatchNorm + ReLU before pooling (pre-activation nets)."""
@@ -373,7 +369,9 @@ class Spec(_Model):
     """Symmetric padding of k // 2, or TensorFlow's "same" (extra row/column at the bottom/right where
     a strided convolution needs an odd amount), as the seed's Keras code uses."""
     regularization: Regularization = Regularization()
-    """Weight penalties."""
+    """Weight penalties and stochastic depth."""
+    init: Init = Init()
+    """How the parameters start (torchvision's rule unless stated)."""
     head: Head
     """Layers after the last stage."""
 
@@ -399,6 +397,8 @@ class Spec(_Model):
                 raise ValueError("downsample 'avg_pool' projects with a 1x1 convolution; use kernel_size: 1")
             if self.padding == "tf_same":
                 raise ValueError("a 3x3 projection pads symmetrically; use padding: symmetric")
+        if self.regularization.drop_path and sum(s.blocks for s in self.stages) < 2:
+            raise ValueError("drop_path's schedule needs at least 2 blocks (block 0 always has rate 0)")
         return self
 
     def canonical_json(self) -> str:

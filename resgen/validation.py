@@ -31,6 +31,7 @@ _MODEL_ERRORS_AT_FIELD = {
     "anti_alias needs a max-pool": ("anti_alias",),
     "pre-activation blocks lack it": ("anti_alias",),
     "anti_alias follows the strided 3x3": ("anti_alias",),
+    "drop_path's schedule needs": ("regularization", "drop_path"),
 }
 
 

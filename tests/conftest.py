@@ -36,6 +36,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_performance_options.py",
         "test_torch_target.py",
         "test_timm_family.py",
+        "test_training_parts.py",
         "test_weights.py",
     }
 )

@@ -85,7 +85,7 @@ EXPECTED = [
     (
         "control_char_in_key.json",
         ":1:39",
-        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, head",
+        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, init, head",
     ),
     ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
     (
@@ -246,7 +246,7 @@ EXPECTED = [
     (
         "unknown_top_key.yaml",
         ":11:1",
-        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, head",
+        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, init, head",
     ),
     (
         "utf16_bom.yaml",

@@ -95,6 +95,10 @@ def test_resnet50_vs_keras_resnet50() -> None:
         "norm.momentum": (0.9, 0.99),
         "conv_bias": ("none", "all"),
         "head.output": ("logits", "softmax"),
+        # initialization: torchvision's rule versus Keras' defaults
+        "init.conv": ("he_normal_fan_out", "glorot_uniform"),
+        "init.dense": ("uniform_fan_in", "glorot_uniform"),
+        "init.bias": ("uniform_fan_in", "zeros"),
     }
     assert (data["params"]["old"], data["params"]["new"]) == (RESNET50, KERAS_RESNET50)
     assert data["params"]["delta"] == KERAS_RESNET50 - RESNET50 == 26_560  # one bias per conv channel

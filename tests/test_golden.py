@@ -78,7 +78,11 @@ def test_the_subset_covers_every_code_path() -> None:
         found |= {f"stride_block:{design.stride_block}", f"padding:{graph.network.padding}"}
         found |= {f"groups:{design.groups > 1}", f"width:{design.width_per_group != 64}"}
         found |= {f"bias:{x.op.bias}:{x.role}" for x in graph.of_kind("conv2d")}  # type: ignore[union-attr]
-        found |= {f"first_block:{graph.network.shortcut.first_block_projects}", f"l2:{graph.network.l2 > 0}"}
+        found |= {f"first_block:{graph.network.shortcut.first_block_projects}", f"l2:{graph.network.l2.any}"}
+        found |= {f"l2_by_role:{len(set(graph.network.l2.values().values())) > 1}"}
+        init = graph.network.init
+        found |= {f"init:{init.conv}:{init.dense}:{init.bias}"}
+        found |= {f"zero_init:{x.kind}" for x in graph if x.zero_init}
         found |= {f"source:{graph.network.shortcut.source}", f"deep:{graph.depth() > 600}"}
         return found
 

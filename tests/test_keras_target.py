@@ -183,7 +183,7 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
             assert layer.kernel_size == (k, k) and layer.strides == (s, s), node
             assert layer.groups == op.groups and layer.use_bias == op.bias, node
             assert layer.data_format == "channels_last", node
-            _check_l2(layer, net.l2, node)
+            _check_l2(layer, net.l2.of(x.l2_role), node)
             pads = compiled.analysis[node].padding
             if op.padding is PadMode.TF_SAME and k > 1:
                 assert layer.padding == "same", node
@@ -209,7 +209,7 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
             assert layer.padding == ("same" if op.ceil_mode else "valid"), node
         elif isinstance(op, Dense):
             assert layer.units == op.out_features and layer.use_bias == op.bias, node
-            _check_l2(layer, net.l2, node)
+            _check_l2(layer, net.l2.of(x.l2_role), node)
             fused = [graph[c].kind for c in graph.consumers(node)] == ["softmax"]
             assert layer.get_config()["activation"] == ("softmax" if fused else "linear"), node
         elif isinstance(op, Dropout):
@@ -382,6 +382,7 @@ SEED_CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
             "stages": (9, 9, 9),
             "filters": (64, 64, 128, 256),
             "dataset": "cifar",
+            "reg": 0.0005,  # as the book trains it
         },
         873_872,
         12_230,
@@ -395,6 +396,7 @@ SEED_CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
             "stages": (3, 4, 6),
             "filters": (64, 128, 256, 512),
             "dataset": "tiny_imagenet",
+            "reg": 0.0005,
         },
         2_252_046,
         13_702,

@@ -13,6 +13,7 @@ from resgen.graph import (
     BlockDim,
     BlockRecord,
     Conv2d,
+    L2Settings,
     LayerGraph,
     PadMode,
     ShortcutKind,
@@ -88,7 +89,8 @@ def test_rosebrock_projects_on_every_first_block_from_the_preactivation() -> Non
     assert compiled.analysis["stage2.block1.conv2"].padding == ((0, 1), (0, 1))
     # network-wide settings are stated once, on the network
     assert graph.network.norm.epsilon == 2e-5 and graph.network.norm.momentum == 0.9
-    assert graph.network.l2 == 1e-4
+    # Rosebrock's build(reg=0.0005) reaches only the stem and the classifier; the blocks keep 1e-4
+    assert graph.network.l2 == L2Settings(stem=5e-4, blocks=1e-4, shortcuts=1e-4, head=5e-4)
     assert graph.network.shortcut == ShortcutRule(
         changing=ShortcutKind.PROJECTION,
         stride_only=ShortcutKind.PROJECTION,

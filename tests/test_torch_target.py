@@ -283,17 +283,24 @@ def test_torch_export(name: str) -> None:
 # --- what the spec states ------------------------------------------------------------------------------
 
 
-def test_l2_param_groups_decay_exactly_the_kernels() -> None:
+def test_l2_param_groups_decay_exactly_the_kernels_by_role() -> None:
+    """One group per distinct decay: 2r on each kernel with its role's r, none on anything else."""
     module = preset_module("rosebrock_cifar10")
     model = module.build_model()
-    decayed, rest = module.param_groups(model)
-    l2 = compile_spec("rosebrock_cifar10").spec.regularization.l2
-    assert decayed["weight_decay"] == pytest.approx(2 * l2) and module.WEIGHT_DECAY == 0.0002
-    assert rest["weight_decay"] == 0.0
-    kernels = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)}
-    assert {id(p) for p in decayed["params"]} == kernels
-    assert {id(p) for p in rest["params"]} == {id(p) for p in model.parameters()} - kernels
-    assert len(decayed["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    groups = {g["weight_decay"]: {id(p) for p in g["params"]} for g in module.param_groups(model)}
+    assert len(groups) == len(module.param_groups(model))  # distinct decays
+    l2 = compile_spec("rosebrock_cifar10").spec.regularization
+    assert module.WEIGHT_DECAY == {"stem": 0.001, "blocks": 0.0002, "shortcuts": 0.0002, "head": 0.001}
+    assert (l2.stem, l2.blocks, l2.shortcuts, l2.head) == (5e-4, None, None, 5e-4) and l2.l2 == 1e-4
+    kernels = {
+        name: m.weight
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    }
+    stem_head = {id(kernels["conv1"]), id(kernels["fc"])}
+    assert groups[0.001] == stem_head
+    assert groups[0.0002] == {id(w) for w in kernels.values()} - stem_head  # blocks and shortcuts
+    assert groups[0.0] == {id(p) for p in model.parameters()} - {id(w) for w in kernels.values()}
     assert not hasattr(preset_module("resnet50"), "param_groups")  # no l2, no helper
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from resgen.backends import blocks, keras3_blocks
+from resgen.backends.keras3_init import helper_lines, initializer_args, regularizer_args
 from resgen.backends.keras3_sites import BlockSite, Site, StraightSite
 from resgen.codegen import CodegenError, call_lines, comment, literal, string_constant
 from resgen.graph import (
@@ -63,11 +64,6 @@ def _layer(site: Site, layer: Layer, func: str, args: list[str], *, src: str | N
     """``dst = func(args)(src)``: one Keras layer applied to the layer's input."""
     tail = f"({src if src is not None else site.src(layer)})"
     return call_lines(f"{site.dst(layer)} = {func}", args, site.indent, tail)
-
-
-def _regularizer(site: Site) -> list[str]:
-    l2 = site.graph.network.l2
-    return [f"kernel_regularizer=keras.regularizers.L2({literal(l2)})"] if l2 > 0 else []
 
 
 def _zero_padding(site: Site, layer: Layer, pads: Pads) -> list[str]:
@@ -107,22 +103,23 @@ def _conv2d(site: Site, layer: Layer) -> list[str]:
         args.append(f"padding={padding}")
     if op.groups != 1:
         args.append(f"groups={literal(op.groups)}")
-    args += [f"data_format={DATA_FORMAT}", f"use_bias={literal(op.bias)}", *_regularizer(site)]
-    args.append(f"name={site.name(layer)}")
+    args += [f"data_format={DATA_FORMAT}", f"use_bias={literal(op.bias)}"]
+    args += [*initializer_args(site, layer), *regularizer_args(site, layer), f"name={site.name(layer)}"]
     return lines + _layer(site, layer, "layers.Conv2D", args, src=src)
 
 
 def _batch_norm(site: Site, layer: Layer) -> list[str]:
     norm = site.graph.network.norm
     args = ["axis=-1", f"epsilon={literal(norm.epsilon)}", f"momentum={literal(norm.momentum)}"]
-    args.append(f"name={site.name(layer)}")
+    args += [*initializer_args(site, layer), f"name={site.name(layer)}"]
     return _layer(site, layer, "layers.BatchNormalization", args)
 
 
 def _group_norm(site: Site, layer: Layer) -> list[str]:
     norm = site.graph.network.norm
     args = [f"groups={literal(norm.groups)}", "axis=-1", f"epsilon={literal(norm.epsilon)}"]
-    return _layer(site, layer, "layers.GroupNormalization", [*args, f"name={site.name(layer)}"])
+    args += [*initializer_args(site, layer), f"name={site.name(layer)}"]
+    return _layer(site, layer, "layers.GroupNormalization", args)
 
 
 def _relu(site: Site, layer: Layer) -> list[str]:
@@ -203,13 +200,22 @@ def _dropout(site: Site, layer: Layer) -> list[str]:
     return _layer(site, layer, "layers.Dropout", args)
 
 
+def _drop_path(site: Site, layer: Layer) -> list[str]:
+    """Stochastic depth: Dropout with one draw per sample (noise_shape), scaling kept ones by
+    1 / (1 - rate) as timm's DropPath; the block function takes its rate as `drop_path`."""
+    rate = "drop_path" if isinstance(site, BlockSite) else literal(layer.op.rate)  # type: ignore[union-attr]
+    args = [rate, "noise_shape=(None, 1, 1, 1)", f"name={site.name(layer)}"]
+    return _layer(site, layer, "layers.Dropout", args)
+
+
 def _dense(site: Site, layer: Layer) -> list[str]:
     op = layer.op
     assert isinstance(op, Dense)
     args = [literal(op.out_features)]
     if any(fused_into_dense(site.graph, c) for c in site.graph.consumers(layer.name)):
         args.append('activation="softmax"')  # fused, as keras.applications does
-    args += [f"use_bias={literal(op.bias)}", *_regularizer(site), f"name={site.name(layer)}"]
+    args += [f"use_bias={literal(op.bias)}", *initializer_args(site, layer), *regularizer_args(site, layer)]
+    args.append(f"name={site.name(layer)}")
     return _layer(site, layer, "layers.Dense", args)
 
 
@@ -234,7 +240,8 @@ def _channel_conv1d(site: Site, layer: Layer) -> list[str]:
         raise CodegenError(f"{layer.name}: a convolution across channels belongs in a block's ECA")
     sequence, channels = keras_eca_reshape_names(keras_name(site.graph, layer.name))
     lines = _layer(site, layer, "layers.Reshape", ["(-1, 1)", f"name={site.name_text(sequence)}"])
-    args = ["1", "eca_size", 'padding="same"', "use_bias=False", f"name={site.name(layer)}"]
+    args = ["1", "eca_size", 'padding="same"', "use_bias=False", *initializer_args(site, layer)]
+    args.append(f"name={site.name(layer)}")
     lines += _layer(site, layer, "layers.Conv1D", args, src=site.dst(layer))
     args = ["(1, 1, -1)", f"name={site.name_text(channels)}"]
     return lines + _layer(site, layer, "layers.Reshape", args, src=site.dst(layer))
@@ -271,6 +278,7 @@ HANDLERS: dict[str, Handler] = {
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _dropout,
+    "drop_path": _drop_path,
     "dense": _dense,
     "softmax": _softmax,
     "sigmoid": _sigmoid,
@@ -338,6 +346,8 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             ),
             *(["keras/blur_pool.py.j2"] if graph.of_kind("blur_pool") else []),
         ],
+        "init_helpers": helper_lines(graph),
+        "drop_path": keras3_blocks.drop_path_lines(graph),
         "block": block,
         "stem": stem,
         "stages": keras3_blocks.stage_views(graph, block),

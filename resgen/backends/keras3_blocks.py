@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from resgen.backends import blocks
-from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, indented, literal, wrap
+from resgen.codegen import LINE_LENGTH, CodegenError, call_lines, comment, indented, literal, wrap
 from resgen.graph import BlockRecord, EcaDesign, Layer, LayerGraph, ShortcutKind, SqueezeExciteDesign
 from resgen.naming import keras_name
 
@@ -116,7 +116,8 @@ def block_view(
     kind = "bottleneck" if bottleneck else "basic"
     preactivation = "preact_bn" in roles
     signature = [("width: int", params.width), ("filters: int", True), ("stride: int", params.stride)]
-    signature += [("shortcut: str", True), ("name: str", True)]
+    signature += [("shortcut: str", True), ("drop_path: float", bool(graph.network.drop_path))]
+    signature.append(("name: str", True))
 
     summary = f"{'Pre-activation b' if preactivation else 'B'}{kind[1:]} residual block"
     summary += ": 1x1, 3x3 and 1x1 convolutions." if bottleneck else ": two 3x3 convolutions."
@@ -133,6 +134,8 @@ def block_view(
         args.append(("stride", f"Stride of the block, carried by {on}."))
     options = "; ".join(f'"{k}": {_describe_shortcut(graph, k, roles)}' for k in kinds)
     args.append(("shortcut", f"How the input reaches the addition: {options}."))
+    if graph.network.drop_path:
+        args.append(("drop_path", "Rate at which training drops the residual branch, per sample."))
     args.append(("name", 'Prefix of the layer names, such as "conv2_block1".'))
     if len(summary) + 7 > LINE_LENGTH:
         raise CodegenError(f"docstring summary too long: {summary}")
@@ -212,14 +215,25 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
             else:
                 runs.append([record])
         lines: list[str] = []
+        first_index = sum(s.blocks for s in graph.network.stages if s.index < stage.index)
         for run in runs:
             args = _block_args(run[0], names)
             if len(run) == 1:
                 name = f'name="{prefix}{run[0].block}"'
-                lines += call_lines(f"x = {block['function']}", ["x", *args, name], 4)
+                drop = (
+                    [f"drop_path=drop_path_rate({first_index + run[0].block - 1})"]
+                    if "drop_path" in names
+                    else []
+                )
+                lines += call_lines(f"x = {block['function']}", ["x", *args, *drop, name], 4)
             else:
                 lines.append(f"for i in range({run[0].block}, {run[-1].block + 1}):")
-                call = call_lines(f"x = {block['function']}", ["x", *args, f'name=f"{prefix}{{i}}"'], 8)
+                offset = first_index - 1
+                index = "i" if offset == 0 else f"i + {offset}" if offset > 0 else f"i - {-offset}"
+                drop = [f"drop_path=drop_path_rate({index})"] if "drop_path" in names else []
+                call = call_lines(
+                    f"x = {block['function']}", ["x", *args, *drop, f'name=f"{prefix}{{i}}"'], 8
+                )
                 lines += indented(call)
         strides = sorted({r.stride for r in records})
         stride = "stride 1" if strides == [1] else f"stride {max(strides)}"
@@ -243,3 +257,31 @@ def _block_args(record: BlockRecord, names: set[str]) -> list[str]:
         args.append(f"stride={literal(record.stride)}")
     args.append(f"shortcut={literal(str(record.shortcut))}")
     return args
+
+
+def drop_path_lines(graph: LayerGraph) -> list[str]:
+    """DROP_PATH_RATE, NUM_BLOCKS and drop_path_rate(), timm's schedule; none without drop-path. Every
+    block's rate in the graph must be the one the schedule gives it."""
+    net = graph.network
+    if not net.drop_path:
+        return []
+    total = sum(s.blocks for s in net.stages)
+    rates = [x.op.rate for ls in graph.block_layers().values() for x in ls if x.kind == "drop_path"]  # type: ignore[union-attr]
+    if rates != [net.drop_path * i / (total - 1) for i in range(total)]:
+        raise CodegenError("the blocks' drop-path rates do not follow timm's linear rule")
+    return [
+        "",
+        *comment(
+            "Stochastic depth with timm's linear rule: of all NUM_BLOCKS blocks, the block with index i "
+            "(0-based, over every stage) drops its residual branch with probability "
+            "DROP_PATH_RATE * i / (NUM_BLOCKS - 1), in training only.",
+            0,
+        ),
+        f"DROP_PATH_RATE = {literal(net.drop_path)}",
+        f"NUM_BLOCKS = {total}",
+        "",
+        "",
+        "def drop_path_rate(index: int) -> float:",
+        '    """The drop-path rate of the block with this global index."""',
+        "    return DROP_PATH_RATE * index / (NUM_BLOCKS - 1)",
+    ]

@@ -217,6 +217,10 @@ def _add(layer: Layer, ctx: Context) -> Code:
     return Code(None, [], ["out += identity"])
 
 
+def _drop_path(layer: Layer, ctx: Context) -> Code:
+    raise CodegenError(f"{layer.name}: drop-path belongs in a residual block")
+
+
 def _zero_pad_shortcut(layer: Layer, ctx: Context) -> Code:
     op = layer.op
     args = [literal(op.stride), literal(op.pad_before), literal(op.pad_after)]  # type: ignore[union-attr]
@@ -238,6 +242,7 @@ HANDLERS: dict[str, Handler] = {
     "global_avg_pool": _global_avg_pool,
     "flatten": _flatten,
     "dropout": _dropout,
+    "drop_path": _drop_path,
     "dense": _dense,
     "softmax": _softmax,
     "sigmoid": _sigmoid,
@@ -317,6 +322,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "module_doc": _module_doc(graph, analysis),
         "bn": pytorch_helpers.bn_view(graph),
         "l2_lines": pytorch_helpers.l2_lines(graph),
+        "drop_path_lines": pytorch_helpers.drop_path_lines(graph),
         "helper_sections": pytorch_helpers.helper_sections(graph),
         "se": pytorch_helpers.se_view(graph),
         "eca": pytorch_helpers.eca_view(graph),
@@ -328,7 +334,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 else []
             ),
         ],
-        "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2 else [],
+        "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2.any else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),
         "block": block,
         "model": {
@@ -344,6 +350,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             "stem_init": stem_init,
             "stem_forward": stem_forward,
             "head_init": head_init,
+            "init_weights": pytorch_helpers.init_lines(graph, block["name"]),
             "head_forward": head_forward,
             **stages,
         },

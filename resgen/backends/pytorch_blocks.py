@@ -147,6 +147,9 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
                 relu = True
                 if layer.role == "preact_relu":
                     forward += preact_shortcut
+            elif layer.kind == "drop_path":
+                init.append("self.drop_path = DropPath(drop_path_rate)")
+                forward.append("out = self.drop_path(out)")
             elif layer.kind == "add":
                 if not design.preactivation:
                     forward += ["", "if self.downsample is not None:", "    identity = self.downsample(x)"]
@@ -190,7 +193,10 @@ def block_view(graph: LayerGraph, shared_bias: bool | None) -> dict[str, Any]:
                     raise CodegenError(f"block {record.prefix}: first width breaks the reduce_first rule")
             class_attrs.append(f"reduce_first: int = {design.reduce_first}")
             width_line.append("first_width = width // self.reduce_first")
+    drop_path = ["drop_path_rate: float = 0.0"] if graph.network.drop_path else []
+    params = ["in_planes: int", "planes: int", "stride: int = 1", "downsample: nn.Module | None = None"]
     return {
+        "params": [*params, *drop_path],
         "name": _CLASS_NAMES[(design.kind, design.preactivation)],
         "docstring": docstring(_block_doc(design), 4),
         "expansion": literal(design.expansion),
@@ -261,7 +267,8 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     rule = net.shortcut
     zero_pad = rule.changing is ShortcutKind.ZERO_PAD
     first_block = not zero_pad and rule.first_block_projects
-    block_args = ["self.in_planes", "planes", "block_stride", "downsample"]
+    drop_path = ["drop_path_rate=self._drop_path_rate()"] if net.drop_path else []
+    block_args = ["self.in_planes", "planes", "block_stride", "downsample", *drop_path]
 
     if last:
         make_doc = "One stage of `blocks` blocks; the last one carries the stride."
@@ -284,12 +291,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         make = [
             f"out_planes = planes * {block_class}.expansion",
             "downsample = self._shortcut(out_planes, stride)",
-            *call_lines(
-                f"layers = [{block_class}", ["self.in_planes", "planes", "stride", "downsample"], 8, "]"
-            ),
-            "self.in_planes = out_planes",
-            "for _ in range(1, blocks):",
-            *indented(call_lines(f"layers.append({block_class}", ["self.in_planes", "planes"], 12, ")")),
+            *_first_and_others(block_class, drop_path),
             "return nn.Sequential(*layers)",
         ]
     always = first_block and not last  # _shortcut is only asked about first blocks
@@ -376,6 +378,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     if rule.source is ShortcutSource.PREACTIVATED and not net.block.preactivation:
         raise CodegenError("a projection of the pre-activated input in a post-activation network")
     return {
+        **_drop_path_view(graph),
         "stages": stages,
         "stage_forward": forward,
         "make_doc": docstring([make_doc], 8),
@@ -383,4 +386,61 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         "shortcut_signature": signature,
         "shortcut_doc": docstring([doc], 8),
         "shortcut_body": body,
+    }
+
+
+def _first_and_others(block_class: str, drop_path: list[str]) -> list[str]:
+    """The lines of ``_make_layer`` that build a stage's blocks, the first one with the stride."""
+    first = ["self.in_planes", "planes", "stride", "downsample", *drop_path]
+    if not drop_path:
+        return [
+            *call_lines(f"layers = [{block_class}", first, 8, "]"),
+            "self.in_planes = out_planes",
+            "for _ in range(1, blocks):",
+            *indented(call_lines(f"layers.append({block_class}", ["self.in_planes", "planes"], 12, ")")),
+        ]
+    return [
+        *call_lines(f"block = {block_class}", first, 8),
+        "layers = [block]",
+        "self.in_planes = out_planes",
+        "for _ in range(1, blocks):",
+        *indented(call_lines(f"block = {block_class}", ["self.in_planes", "planes", *drop_path], 12)),
+        "    layers.append(block)",
+    ]
+
+
+def _drop_path_view(graph: LayerGraph) -> dict[str, list[str]]:
+    """The block counter in ``__init__`` and ``_drop_path_rate``, timm's schedule; none without
+    drop-path. Every block's rate in the graph must be the one the schedule gives it."""
+    net = graph.network
+    if not net.drop_path:
+        return {"stage_setup": [], "methods": []}
+    total = sum(s.blocks for s in net.stages)
+    rates = [x.op.rate for ls in graph.block_layers().values() for x in ls if x.kind == "drop_path"]  # type: ignore[union-attr]
+    if rates != [net.drop_path * i / (total - 1) for i in range(total)]:
+        raise CodegenError("the blocks' drop-path rates do not follow timm's linear rule")
+    return {
+        "stage_setup": [
+            *comment("The global index of the next block and the count of all blocks, for drop-path.", 8),
+            "self.block_index = 0",
+            f"self.num_blocks = {' + '.join(str(s.blocks) for s in net.stages)}",
+        ],
+        "methods": indented(
+            [
+                "",
+                "def _drop_path_rate(self) -> float:",
+                *indented(
+                    docstring(
+                        [
+                            "The next block's drop-path rate, by timm's linear rule: "
+                            "DROP_PATH_RATE * index / (blocks in all - 1)."
+                        ],
+                        8,
+                    )
+                ),
+                "    rate = DROP_PATH_RATE * self.block_index / (self.num_blocks - 1)",
+                "    self.block_index += 1",
+                "    return rate",
+            ]
+        ),
     }

@@ -7,8 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from resgen.codegen import call_lines, comment, derived_float, docstring, literal
-from resgen.graph import EcaDesign, LayerGraph, PadMode, SqueezeExciteDesign
+from resgen.codegen import (
+    LINE_LENGTH,
+    CodegenError,
+    call_lines,
+    comment,
+    derived_float,
+    docstring,
+    indented,
+    literal,
+)
+from resgen.graph import Distribution, EcaDesign, LayerGraph, PadMode, Scope, SqueezeExciteDesign
+from resgen.naming import torch_path
 
 
 def bn_view(graph: LayerGraph) -> dict[str, list[str]]:
@@ -51,21 +61,58 @@ def bn_view(graph: LayerGraph) -> dict[str, list[str]]:
 
 
 def l2_lines(graph: LayerGraph) -> list[str]:
-    """The WEIGHT_DECAY constant and its explanation, after a blank line; none without L2."""
+    """The WEIGHT_DECAY table (by role) and its explanation, after a blank line; none without L2."""
     l2 = graph.network.l2
-    if not l2:
+    if not l2.any:
         return []
-    decay = derived_float(2 * l2)
+    for layer in graph:  # param_groups() finds a kernel's role from its module path: check it does
+        if layer.kind in ("conv2d", "dense") and _path_role(torch_path(graph, layer.name)) != layer.l2_role:
+            raise CodegenError(f"{layer.name}: its module path does not tell its L2 role")
+    values = l2.values()
+    entries = [f"{literal(role)}: {derived_float(2 * value)}" for role, value in values.items()]
+    by_role = ", ".join(f"{role} {literal(value)}" for role, value in values.items())
     return [
         "",
         *comment(
-            f"L2 regularization. The spec puts Keras' l2({literal(l2)}) on every convolution and dense "
-            f"kernel, adding {literal(l2)} * sum(w ** 2) to the loss; its gradient is 2 * {literal(l2)} * w, "
-            f"which is torch weight decay {decay} on exactly those weights. torch has no per-layer "
-            "regularizer: give the optimizer param_groups(model) instead of a global weight_decay.",
+            "L2 regularization. The spec puts Keras' l2(r) on every convolution and dense kernel "
+            f"({by_role}), adding r * sum(w ** 2) to the loss; its gradient is 2 * r * w, which is torch "
+            "weight decay 2 * r on exactly those weights. torch has no per-layer regularizer: give "
+            "the optimizer param_groups(model) instead of a global weight_decay.",
             0,
         ),
-        f"WEIGHT_DECAY = {decay}",
+        *_dict_lines("WEIGHT_DECAY", entries),
+    ]
+
+
+def _dict_lines(name: str, entries: list[str]) -> list[str]:
+    """``NAME = {entries}`` as ruff format lays it out: one line, or one entry per line."""
+    one = f"{name} = {{{', '.join(entries)}}}"
+    if len(one) <= LINE_LENGTH:
+        return [one]
+    return [f"{name} = {{", *(f"    {entry}," for entry in entries), "}"]
+
+
+def _path_role(path: str) -> str:
+    """What the generated l2_role() says of a module path (templates/torch/param_groups.py.j2)."""
+    if path.startswith("layer"):
+        return "shortcuts" if ".downsample" in path else "blocks"
+    return "head" if path == "fc" else "stem"
+
+
+def drop_path_lines(graph: LayerGraph) -> list[str]:
+    """The DROP_PATH_RATE constant and its rule, after a blank line; none without drop-path."""
+    rate = graph.network.drop_path
+    if not rate:
+        return []
+    return [
+        "",
+        *comment(
+            "Stochastic depth with timm's linear rule: of all N blocks, the block with index i "
+            "(0-based, over every stage) drops its residual branch with probability "
+            "DROP_PATH_RATE * i / (N - 1), in training only; the last block's rate is DROP_PATH_RATE.",
+            0,
+        ),
+        f"DROP_PATH_RATE = {literal(rate)}",
     ]
 
 
@@ -116,6 +163,7 @@ def helper_sections(graph: LayerGraph) -> list[str]:
         ),
         *(["torch/eca.py.j2"] if isinstance(graph.network.block.attention, EcaDesign) else []),
         *(["torch/blur_pool.py.j2"] if graph.of_kind("blur_pool") else []),
+        *(["torch/drop_path.py.j2"] if graph.network.drop_path else []),
     ]
 
 
@@ -133,3 +181,87 @@ def eca_view(graph: LayerGraph) -> dict[str, str]:
     if not isinstance(eca, EcaDesign):
         return {}
     return {"gamma": literal(eca.gamma), "beta": literal(eca.beta)}
+
+
+# --- initialization -----------------------------------------------------------------------------------
+
+_TORCH_INIT = {
+    Distribution.HE_NORMAL_FAN_OUT: 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+    Distribution.GLOROT_UNIFORM: "nn.init.xavier_uniform_(m.weight)",
+}
+WORDS = {
+    Distribution.HE_NORMAL_FAN_OUT: "N(0, 2 / fan_out)",
+    Distribution.UNIFORM_FAN_IN: "U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))",
+    Distribution.GLOROT_UNIFORM: "U(-a, a) with a = sqrt(6 / (fan_in + fan_out))",
+    Distribution.ZEROS: "zeros",
+}
+
+
+def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
+    """The initialization loop at the end of ``ResNet.__init__``, as torchvision writes it: statements
+    only where the spec's distribution is not torch's default (uniform with the fan-in)."""
+    init = graph.network.init
+    kinds = [("nn.Conv2d", "conv2d", init.conv, "convolution kernels")]
+    if graph.of_kind("channel_conv1d"):
+        kinds.append(("nn.Conv1d", "channel_conv1d", init.eca, "ECA's kernel"))
+    kinds.append(("nn.Linear", "dense", init.dense, "the classifier's kernel"))
+    branches: dict[tuple[str, ...], list[str]] = {}
+    said: dict[Distribution, list[str]] = {}
+    kept = []
+    for cls, kind, dist, what in kinds:
+        statements = [_TORCH_INIT[dist]] if dist in _TORCH_INIT else []
+        if statements:
+            said.setdefault(dist, []).append(what)
+        else:
+            kept.append(what)
+        layers = graph.of_kind(kind)
+        biased = [x for x in layers if getattr(x.op, "bias", False)]
+        if biased and init.bias is Distribution.ZEROS:
+            bias = ["nn.init.zeros_(m.bias)"]
+            statements += bias if len(biased) == len(layers) else ["if m.bias is not None:", *indented(bias)]
+        if statements:
+            branches.setdefault(tuple(statements), []).append(cls)
+    if init.bias is Distribution.ZEROS:
+        said.setdefault(Distribution.ZEROS, []).append("biases")
+    else:
+        kept.append("every bias")
+    norm_class = "nn.GroupNorm" if graph.network.norm.group else "nn.BatchNorm2d"
+    branches[("nn.init.ones_(m.weight)", "nn.init.zeros_(m.bias)")] = [norm_class]
+    stated = "; ".join(f"{_join(what)} {WORDS[dist]}" for dist, what in said.items())
+    keeps = "keeps" if len(kept) == 1 else "keep"
+    default = f"{_join(kept)} {keeps} torch's default, {WORDS[Distribution.UNIFORM_FAN_IN]}; " if kept else ""
+    lines = [
+        *comment(
+            f"Initialization, as the spec states it: {stated}; {default}normalization scale 1, offset 0.",
+            8,
+        ),
+        "for m in self.modules():",
+    ]
+    for i, (statements, classes) in enumerate(branches.items()):
+        test = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+        lines += [f"    {'if' if i == 0 else 'elif'} isinstance(m, {test}):", *indented(statements, 2)]
+    return lines + _zero_init_lines(graph, block_class)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _zero_init_lines(graph: LayerGraph, block_class: str) -> list[str]:
+    zeroed = {(x.role, x.kind) for x in graph if x.zero_init}
+    if not zeroed:
+        return []
+    if len(zeroed) != 1 or any(x.scope is not Scope.STAGE for x in graph if x.zero_init):
+        raise CodegenError(f"zero_init_last marks layers of different roles: {sorted(zeroed)}")
+    ((role, kind),) = zeroed
+    what = "convolution" if kind == "conv2d" else "normalization"
+    return [
+        *comment(
+            f"zero_init_last (timm's default; torchvision's zero_init_residual): the last {what} of every "
+            "residual branch starts at 0, so that every block starts as the identity.",
+            8,
+        ),
+        "for m in self.modules():",
+        f"    if isinstance(m, {block_class}):",
+        f"        nn.init.zeros_(m.{role}.weight)",
+    ]

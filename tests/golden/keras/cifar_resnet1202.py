@@ -48,6 +48,30 @@ class ZeroPadShortcut(layers.Layer):
         return config
 
 
+# Initializers where the spec's differ from Keras' defaults (torch's rules); each call
+# gives a fresh one, so that no two layers share their draws.
+def he_normal_fan_out() -> keras.initializers.Initializer:
+    """N(0, 2 / fan_out), as torch's kaiming_normal_(mode="fan_out") for ReLU."""
+    return keras.initializers.VarianceScaling(
+        2.0, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def uniform_fan_in() -> keras.initializers.Initializer:
+    """U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)): torch's default kernels."""
+    return keras.initializers.VarianceScaling(
+        1 / 3, mode="fan_in", distribution="uniform"
+    )
+
+
+def uniform_bias(fan_in: int) -> keras.initializers.Initializer:
+    """U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)), with the fan-in of the layer's kernel:
+    torch's default biases.
+    """
+    bound = 1 / fan_in**0.5
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
 def basic_block(
     x: keras.KerasTensor,
     *,
@@ -80,6 +104,7 @@ def basic_block(
         strides=stride,
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name=f"{name}_1_conv",
     )(residual)
     residual = layers.BatchNormalization(
@@ -95,6 +120,7 @@ def basic_block(
         padding="same",
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name=f"{name}_2_conv",
     )(residual)
     residual = layers.BatchNormalization(
@@ -140,6 +166,7 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         padding="same",
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name="conv1_conv",
     )(inputs)
     x = layers.BatchNormalization(
@@ -171,5 +198,11 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         )
 
     x = layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
-    x = layers.Dense(10, use_bias=True, name="predictions")(x)
+    x = layers.Dense(
+        10,
+        use_bias=True,
+        kernel_initializer=uniform_fan_in(),
+        bias_initializer=uniform_bias(64),
+        name="predictions",
+    )(x)
     return keras.Model(inputs=inputs, outputs=x, name="cifar_resnet1202")

@@ -17,6 +17,30 @@ DESCRIPTION = (
 INPUT_SHAPE = (224, 224, 3)  # (height, width, channels), as the spec states it
 
 
+# Initializers where the spec's differ from Keras' defaults (torch's rules); each call
+# gives a fresh one, so that no two layers share their draws.
+def he_normal_fan_out() -> keras.initializers.Initializer:
+    """N(0, 2 / fan_out), as torch's kaiming_normal_(mode="fan_out") for ReLU."""
+    return keras.initializers.VarianceScaling(
+        2.0, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def uniform_fan_in() -> keras.initializers.Initializer:
+    """U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)): torch's default kernels."""
+    return keras.initializers.VarianceScaling(
+        1 / 3, mode="fan_in", distribution="uniform"
+    )
+
+
+def uniform_bias(fan_in: int) -> keras.initializers.Initializer:
+    """U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)), with the fan-in of the layer's kernel:
+    torch's default biases.
+    """
+    bound = 1 / fan_in**0.5
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
 def bottleneck_block(
     x: keras.KerasTensor,
     *,
@@ -45,6 +69,7 @@ def bottleneck_block(
         1,
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name=f"{name}_1_conv",
     )(x)
     residual = layers.BatchNormalization(
@@ -66,6 +91,7 @@ def bottleneck_block(
         groups=32,
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name=f"{name}_2_conv",
     )(residual)
     residual = layers.BatchNormalization(
@@ -80,6 +106,7 @@ def bottleneck_block(
         1,
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name=f"{name}_3_conv",
     )(residual)
     residual = layers.BatchNormalization(
@@ -95,6 +122,7 @@ def bottleneck_block(
             strides=stride,
             data_format="channels_last",
             use_bias=False,
+            kernel_initializer=he_normal_fan_out(),
             name=f"{name}_0_conv",
         )(x)
         skip = layers.BatchNormalization(
@@ -136,6 +164,7 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         strides=2,
         data_format="channels_last",
         use_bias=False,
+        kernel_initializer=he_normal_fan_out(),
         name="conv1_conv",
     )(x)
     x = layers.BatchNormalization(
@@ -219,5 +248,11 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         )
 
     x = layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
-    x = layers.Dense(1000, use_bias=True, name="predictions")(x)
+    x = layers.Dense(
+        1000,
+        use_bias=True,
+        kernel_initializer=uniform_fan_in(),
+        bias_initializer=uniform_bias(2048),
+        name="predictions",
+    )(x)
     return keras.Model(inputs=inputs, outputs=x, name="resnext50_32x4d")

@@ -121,6 +121,16 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(64, 10)
 
+        # Initialization, as the spec states it: convolution kernels N(0, 2 / fan_out);
+        # the classifier's kernel and every bias keep torch's default, U(-1 /
+        # sqrt(fan_in), 1 / sqrt(fan_in)); normalization scale 1, offset 0.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
     def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         """One stage of `blocks` blocks; the first one carries the stride."""
         out_planes = planes * BasicBlock.expansion
