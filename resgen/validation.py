@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
-from resgen.spec import Spec
+from resgen.spec import TIMM_RESNETV2_NEEDS, Spec
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
@@ -25,6 +25,9 @@ _MODEL_ERRORS_AT_FIELD = {
     "kernel_size must be odd": ("kernel_size",),
     "downsample 'avg_pool' already subsamples": ("shortcut", "stride_only"),
     "conv_pool replaces the max-pool": ("conv_pool",),
+    "weight-standardized convolutions need padding": ("padding",),
+    "a conv1x1 classifier returns logits": ("output",),
+    **{message: field for field, message in TIMM_RESNETV2_NEEDS.items()},
 }
 
 
