@@ -37,6 +37,7 @@ from resgen.graph import (
     GroupNorm,
     MaxPool,
     PadMode,
+    PadValue,
     ZeroPadShortcut,
 )
 from resgen.naming import keras_name, keras_names, keras_pad_name
@@ -179,6 +180,9 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
             assert layer.kernel_size == (k, k) and layer.strides == (s, s), node
             assert layer.groups == op.groups and layer.use_bias == op.bias, node
             assert layer.data_format == "channels_last", node
+            standardized = op.standardize is not None
+            assert (type(layer).__name__ == "StdConv2D") == standardized, node
+            assert getattr(layer, "ws_epsilon", None) == op.standardize, node
             _check_l2(layer, net.l2, node)
             pads = compiled.analysis[node].padding
             if op.padding is PadMode.TF_SAME and k > 1:
@@ -196,8 +200,11 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
         elif isinstance(op, MaxPool):
             k, s, p = op.kernel_size, op.stride, op.padding
             assert layer.pool_size == (k, k) and layer.strides == (s, s) and layer.padding == "valid", node
-            if p:
-                assert tuple(map(tuple, by_name[keras_pad_name(layer.name)].padding)) == ((p, p), (p, p))
+            pad = by_name[keras_pad_name(layer.name)] if p else None
+            if pad is not None and type(pad).__name__ == "NegInfPadding2D":  # -inf, as nn.MaxPool2d pads
+                assert op.pad_value is PadValue.NEG_INF and pad.padding == p, node
+            elif pad is not None:
+                assert tuple(map(tuple, pad.padding)) == ((p, p), (p, p)), node
         elif isinstance(op, AvgPool):
             k, s = op.kernel_size, op.stride
             assert layer.pool_size == (k, k) and layer.strides == (s, s), node
