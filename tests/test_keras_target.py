@@ -466,6 +466,30 @@ def test_option_a_model_survives_save_and_load(tmp_path: Path) -> None:
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
+def test_weight_standardized_model_survives_save_and_load(tmp_path: Path) -> None:
+    """BiT's StdConv2D is registered serializable and keeps its epsilon."""
+    model = generated_module("resnetv2_50x1_bit").build_model(input_shape=(33, 31, 3))
+    x = np.random.default_rng(4).normal(0.0, 1.0, (1, 33, 31, 3)).astype("float32")
+    path = tmp_path / "bit.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(loaded(x)))
+    conv = loaded.get_layer("conv1_conv")
+    assert type(conv).__name__ == "StdConv2D" and conv.ws_epsilon == 1e-8
+
+
+def test_weight_standardization_standardizes_each_output_channel() -> None:
+    layer = generated_module("resnetv2_50x1_bit").StdConv2D(2, 3, use_bias=False)
+    layer.build((1, 5, 5, 4))
+    kernel = np.random.default_rng(5).normal(0.5, 3.0, (3, 3, 4, 2)).astype("float32")
+    layer.kernel.assign(kernel)
+    x = np.random.default_rng(6).normal(0.0, 1.0, (1, 5, 5, 4)).astype("float32")
+    mean = kernel.mean(axis=(0, 1, 2), keepdims=True)
+    standardized = (kernel - mean) / np.sqrt(kernel.var(axis=(0, 1, 2), keepdims=True) + 1e-8)  # biased
+    expected = keras.ops.convert_to_numpy(keras.ops.conv(x, standardized))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_option_a_shortcut_subsamples_and_pads_channels() -> None:
     layer = generated_module("cifar_resnet20").ZeroPadShortcut(stride=2, pad_before=3, pad_after=5)
     x = np.random.default_rng(3).normal(0.0, 1.0, (2, 7, 7, 4)).astype("float32")
