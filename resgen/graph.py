@@ -98,6 +98,7 @@ __all__ = [
     "SqueezeExciteDesign",
     "StageRecord",
     "StrideBlock",
+    "TorchPaths",
     "ZeroPadShortcut",
     "format_shape",
 ]
@@ -115,6 +116,13 @@ class Scope(StrEnum):
     STEM = "stem"
     STAGE = "stage"
     HEAD = "head"
+
+
+class TorchPaths(StrEnum):
+    """The module-path convention of the torch target (resgen.naming)."""
+
+    TORCHVISION = "torchvision"  # conv1, layer1.0.conv1, fc (timm's ResNet family keeps it)
+    TIMM_RESNETV2 = "timm_resnetv2"  # stem.conv, stages.0.blocks.0.norm1, norm, head.fc
 
 
 class BlockKind(StrEnum):
@@ -334,6 +342,8 @@ class Network:
     blocks: tuple[BlockRecord, ...]
     init: InitSettings
     drop_path: float  # the last block's drop-path rate (timm's drop_path_rate); 0 for none
+    weight_standardization: float | None = None  # epsilon of weight-standardized convolutions (BiT)
+    torch_paths: TorchPaths = TorchPaths.TORCHVISION
 
 
 class LayerGraph:
@@ -382,10 +392,10 @@ class LayerGraph:
 
     @property
     def classes(self) -> int:
-        """Outputs of the classifier."""
-        (dense,) = self.of_kind("dense")
-        assert isinstance(dense.op, Dense)
-        return dense.op.out_features
+        """Outputs of the classifier (a dense layer, or a 1x1 convolution)."""
+        op = self["head.fc"].op
+        assert isinstance(op, Dense | Conv2d)
+        return op.out_features if isinstance(op, Dense) else op.out_channels
 
     def inputs(self, name: str) -> list[str]:
         """Producers of a layer's inputs, in argument order."""

@@ -42,6 +42,7 @@ from resgen.graph import (
     SqueezeExciteDesign,
     StageRecord,
     StrideBlock,
+    TorchPaths,
 )
 from resgen.lower_blocks import Builder, lower_block
 from resgen.spec import (
@@ -54,6 +55,7 @@ from resgen.spec import (
     ProjectionShortcut,
     Spec,
     SqueezeExcite,
+    WeightStandardizedConv,
 )
 from resgen.spec import ZeroPadShortcut as ZeroPadSpec
 
@@ -111,6 +113,8 @@ def network_of(spec: Spec) -> Network:
             zero_init_last=spec.init.zero_init_last,
         ),
         drop_path=spec.regularization.drop_path,
+        weight_standardization=spec.conv.epsilon if isinstance(spec.conv, WeightStandardizedConv) else None,
+        torch_paths=TorchPaths(spec.torch_paths),
     )
 
 
@@ -168,7 +172,7 @@ def _stem(b: Builder, x: str) -> tuple[str, int]:
             stride = stem.stride if i == 1 else 1
             x = b.conv(f"stem.conv{i}", x, ("stem", "widths", i - 1), cin=cin, cout=width, k=3, stride=stride)
             cin = width
-        norm = True
+        norm = stem.norm
     else:
         if stem.input_norm:
             x = b.bn("stem.input_bn", x, cin, ("stem", "input_norm"))
@@ -202,14 +206,20 @@ def _head(b: Builder, x: str, channels: int) -> None:
     if head.norm:
         x = b.bn("head.bn", x, channels, ("head", "norm"))
         x = b.relu("head.relu", x, ("head", "norm"))
+    conv_classifier = head.kind == "global_pool" and head.classifier == "conv1x1"
     if head.kind == "pool_flatten":
         x = b.add("head.pool", AvgPool(head.pool_size, head.pool_size), (x,), ("head", "pool_size"))
         x = b.add("head.flatten", Flatten(), (x,), ("head", "kind"))
     else:
-        x = b.add("head.pool", GlobalAvgPool(), (x,), ("head", "kind"))
+        x = b.add("head.pool", GlobalAvgPool(keepdims=conv_classifier), (x,), ("head", "kind"))
     if head.dropout > 0:
         x = b.add("head.dropout", Dropout(head.dropout), (x,), ("head", "dropout"))
-    x = b.add("head.fc", Dense(head.classes, bias=True), (x,), ("head", "classes"))
+    if conv_classifier:  # timm's ResNetV2: a 1x1 convolution on the pooled 1x1 map, then a flatten
+        at: Path = ("head", "classifier")
+        x = b.conv("head.fc", x, at, cin=channels, cout=head.classes, k=1, bias=True, standardized=False)
+        x = b.add("head.flatten", Flatten(), (x,), at)
+    else:
+        x = b.add("head.fc", Dense(head.classes, bias=True), (x,), ("head", "classes"))
     if head.output == "softmax":
         b.add("head.softmax", Softmax(), (x,), ("head", "output"))
 

@@ -85,10 +85,14 @@ class Builder:
         dims: tuple[BlockDim, BlockDim] | None = None,
         carries_stride: bool = False,
         bias: bool | None = None,
+        standardized: bool = True,
     ) -> str:
+        """A convolution; weight-standardized where the network's convolutions are, unless
+        `standardized` is false (timm's plain classifier and squeeze-and-excitation convolutions)."""
         if bias is None:
             bias = self.spec.conv_bias == "all"  # "unnormalized" is settled in `_settle_bias`
-        op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding)
+        eps = self.net.weight_standardization if standardized else None
+        op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding, eps)
         return self.add(name, op, (x,), origin, dims, carries_stride)
 
     def bn(self, name: str, x: str, channels: int, origin: Path, dim: BlockDim | None = None) -> str:
@@ -236,9 +240,29 @@ def _squeeze_excite(b: Builder, x: str, p: str, channels: int, reduced: int) -> 
     at: Path = ("block", "attention")
     OUT, REDUCED = BlockDim.OUT, BlockDim.REDUCED
     y = b.add(f"{p}.se_pool", GlobalAvgPool(keepdims=True), (x,), at)
-    y = b.conv(f"{p}.se_fc1", y, at, cin=channels, cout=reduced, k=1, dims=(OUT, REDUCED), bias=True)
+    y = b.conv(
+        f"{p}.se_fc1",
+        y,
+        at,
+        cin=channels,
+        cout=reduced,
+        k=1,
+        dims=(OUT, REDUCED),
+        bias=True,
+        standardized=False,
+    )
     y = b.relu(f"{p}.se_act", y, at)
-    y = b.conv(f"{p}.se_fc2", y, at, cin=reduced, cout=channels, k=1, dims=(REDUCED, OUT), bias=True)
+    y = b.conv(
+        f"{p}.se_fc2",
+        y,
+        at,
+        cin=reduced,
+        cout=channels,
+        k=1,
+        dims=(REDUCED, OUT),
+        bias=True,
+        standardized=False,
+    )
     y = b.add(f"{p}.se_gate", Sigmoid(), (y,), at)
     return b.add(f"{p}.se_scale", Scale(), (x, y), at)
 

@@ -1,7 +1,10 @@
 """Weight and layer names of both targets, derived from the graph's canonical node names.
 
 The torch target follows torchvision's module paths (``conv1``, ``bn1``, ``layer2.0.conv2``,
-``layer2.0.downsample.0``, ``fc``) so torchvision state dicts load with ``strict=True``. The Keras
+``layer2.0.downsample.0``, ``fc``) so torchvision state dicts load with ``strict=True``; timm's
+ResNet family keeps them. A network asking for timm's ResNetV2 paths (`TorchPaths.TIMM_RESNETV2`)
+gets those instead (``stem.conv``, ``stages.1.blocks.0.norm1``, ``...downsample.conv``, ``norm``,
+``head.fc``), so timm's resnetv2 state dicts load strictly too. The Keras
 target follows keras.applications' layer names (``conv1_conv``, ``conv3_block1_0_conv``,
 ``conv3_block1_2_bn``, ``post_bn``, ``predictions``) so its weights load by name. Where neither
 reference has the layer (the seed's input BatchNorm, pre-activation blocks in torch), the names
@@ -14,7 +17,7 @@ Block roles map one to one: ``convN``/``bnN`` <-> ``_N_conv``/``_N_bn``, the pro
 
 from __future__ import annotations
 
-from resgen.graph import Layer, LayerGraph, Scope
+from resgen.graph import Layer, LayerGraph, Scope, TorchPaths
 
 _TORCH_STEM = {
     "input_bn": "input_bn",
@@ -77,6 +80,27 @@ _TIMM_AVG_DOWN = {
     "shortcut_conv": "downsample.1",
     "shortcut_bn": "downsample.2",
 }
+# timm's ResNetV2: nn.Sequential stem and head with named places; its norm layers apply the ReLU
+# themselves (BatchNormAct2d, GroupNormAct), so the ReLUs here are parameter-free modules beside them.
+_TIMM_V2_STEM = {"conv": "stem.conv", "pool": "stem.pool", "bn": "stem.norm", "relu": "stem.act"}
+_TIMM_V2_HEAD = {
+    "bn": "norm",
+    "relu": "relu",
+    "pool": "head.global_pool",
+    "dropout": "head.drop",
+    "fc": "head.fc",
+    "flatten": "head.flatten",
+}
+_TIMM_V2_BLOCK = {
+    "preact_bn": "norm1",
+    "bn1": "norm2",
+    "bn2": "norm3",
+    "preact_relu": "relu",
+    "relu1": "relu",
+    "relu2": "relu",
+    "shortcut_conv": "downsample.conv",
+    "shortcut_pool": "downsample.pool",
+}
 _KERAS_BLOCK = {
     "preact_bn": "preact_bn",
     "preact_relu": "preact_relu",
@@ -105,22 +129,69 @@ _TORCH_FUNCTIONAL = frozenset({"input", "add", "flatten", "softmax", "sigmoid", 
 _TORCH_FUNCTIONAL_ROLES = frozenset({"se_pool", "eca_pool"})
 
 
+def _timm_v2(graph: LayerGraph) -> bool:
+    return graph.network.torch_paths is TorchPaths.TIMM_RESNETV2
+
+
 def torch_path(graph: LayerGraph, name: str) -> str:
     """Module path of a layer in the torch target (torchvision's scheme, timm's for what timm adds)."""
     layer = graph[name]
-    if layer.kind in _TORCH_FUNCTIONAL or layer.role in _TORCH_FUNCTIONAL_ROLES:
+    if _functional(graph, layer):
         raise ValueError(f"{layer.name} is computed by a function in the torch target, not a module")
     role = layer.role
+    if _timm_v2(graph):
+        if layer.scope is Scope.STEM:
+            kind, index = role.rstrip("0123456789"), role[len(role.rstrip("0123456789")) :]
+            return _TIMM_V2_STEM[role] if not index else f"{_TIMM_V2_STEM[kind]}{index}"
+        if layer.scope is Scope.HEAD:
+            return _TIMM_V2_HEAD[role]
+        return (
+            f"{torch_block_path(graph, layer.stage or 1, layer.block or 1)}.{_TIMM_V2_BLOCK.get(role, role)}"
+        )
     if layer.scope is Scope.STEM:
         if role in _TORCH_BLUR_STEM and "stem.pool_aa" in graph:
             return _TORCH_BLUR_STEM[role]
         return _TORCH_STEM.get(role) or _deep_stem_path(role)
     if layer.scope is Scope.HEAD:
         return _TORCH_HEAD[role]
-    block = f"layer{layer.stage}.{(layer.block or 1) - 1}"
+    block = torch_block_path(graph, layer.stage or 1, layer.block or 1)
     if graph.network.shortcut.avg_down and role in _TIMM_AVG_DOWN:
         return f"{block}.{_TIMM_AVG_DOWN[role]}"
     return f"{block}.{_TORCH_BLOCK.get(role, role)}"
+
+
+def torch_stage_path(graph: LayerGraph, stage: int) -> str:
+    """Module path of a stage (1-based): layer2 (torchvision) or stages.1 (timm's ResNetV2)."""
+    return f"stages.{stage - 1}" if _timm_v2(graph) else f"layer{stage}"
+
+
+def torch_block_path(graph: LayerGraph, stage: int, block: int) -> str:
+    """Module path of a residual block (both 1-based): layer2.0, or stages.1.blocks.0 (timm's ResNetV2)."""
+    return f"{torch_stage_path(graph, stage)}{'.blocks' if _timm_v2(graph) else ''}.{block - 1}"
+
+
+def torch_stage_blocks(graph: LayerGraph) -> str | None:
+    """The place holding a stage's blocks inside the stage module (timm's ResNetV2: blocks), or None
+    where the stage module is the sequence of blocks itself (torchvision)."""
+    return "blocks" if _timm_v2(graph) else None
+
+
+def torch_path_in_block(graph: LayerGraph, name: str) -> str:
+    """A block layer's module path relative to its block: layer2.0.downsample.0 -> downsample.0."""
+    layer = graph[name]
+    prefix = torch_block_path(graph, layer.stage or 1, layer.block or 1) + "."
+    path = torch_path(graph, name)
+    if not path.startswith(prefix):
+        raise ValueError(f"{name}: module path {path} is not inside its block {prefix[:-1]}")
+    return path[len(prefix) :]
+
+
+def _functional(graph: LayerGraph, layer: Layer) -> bool:
+    """Whether the torch target computes a layer with a function rather than a module of its own
+    (timm's ResNetV2 head flattens with an nn.Flatten module)."""
+    if layer.kind == "flatten" and layer.scope is Scope.HEAD and _timm_v2(graph):
+        return False
+    return layer.kind in _TORCH_FUNCTIONAL or layer.role in _TORCH_FUNCTIONAL_ROLES
 
 
 def _deep_stem_path(role: str) -> str:
@@ -131,9 +202,7 @@ def _deep_stem_path(role: str) -> str:
 
 def torch_module(graph: LayerGraph, name: str) -> str | None:
     """The module path that computes a layer in the torch target; None where a function does."""
-    layer = graph[name]
-    functional = layer.kind in _TORCH_FUNCTIONAL or layer.role in _TORCH_FUNCTIONAL_ROLES
-    return None if functional else torch_path(graph, name)
+    return None if _functional(graph, graph[name]) else torch_path(graph, name)
 
 
 def keras_name(graph: LayerGraph, name: str) -> str:
@@ -193,3 +262,25 @@ def keras_pad_name(layer_name: str) -> str:
     """Name of the ZeroPadding2D in front of a layer: conv1_conv -> conv1_pad (keras.applications)."""
     stem, _, _ = layer_name.rpartition("_")
     return f"{stem}_pad"
+
+
+def torch_paths_doc(graph: LayerGraph) -> str:
+    """The sentence of a generated torch module's docstring that says whose module paths it keeps."""
+    if _timm_v2(graph):
+        return (
+            "Module paths follow timm's ResNetV2 (stem.conv, stages.0.blocks.0.norm1, "
+            "stages.0.blocks.0.downsample.conv, norm, head.fc), so its state dicts load with strict=True."
+        )
+    return "Module paths follow torchvision.models.resnet (conv1, layer1.0.conv1, layer1.0.downsample.0, fc)."
+
+
+def torch_shortcut_place(graph: LayerGraph, role: str) -> str:
+    """A projection layer's place in its block's downsample module: 0, 1 (torchvision), 0, 1, 2
+    (timm's avg_down), or pool, conv (timm's ResNetV2)."""
+    if _timm_v2(graph):
+        path = _TIMM_V2_BLOCK[role]
+    elif graph.network.shortcut.avg_down and role in _TIMM_AVG_DOWN:
+        path = _TIMM_AVG_DOWN[role]
+    else:
+        path = _TORCH_BLOCK[role]
+    return path.removeprefix("downsample.")

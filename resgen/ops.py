@@ -44,6 +44,9 @@ class Conv2d:
     groups: int
     bias: bool
     padding: PadMode
+    # Weight standardization (timm's StdConv2d, BiT): the epsilon it adds to the kernel variance;
+    # None for a plain convolution.
+    standardize: float | None = None
 
 
 @dataclass(frozen=True)

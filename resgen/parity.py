@@ -24,7 +24,7 @@ from resgen import weights
 from resgen.compiler import Compiled
 from resgen.generate import render
 from resgen.importing import import_generated
-from resgen.naming import keras_name, torch_module, torch_path
+from resgen.naming import keras_name, torch_module, torch_path, torch_stage_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
 
@@ -169,7 +169,9 @@ def stage_taps(compiled: Compiled) -> list[tuple[str, str, str]]:
     """(tap label, torch module path, Keras layer name) of the last layer of every stage."""
     graph = compiled.graph
     last = {stage: layers[-1] for (stage, _), layers in graph.block_layers().items()}  # later blocks win
-    return [(f"stage{s}", f"layer{s}", keras_name(graph, x.name)) for s, x in sorted(last.items())]
+    return [
+        (f"stage{s}", torch_stage_path(graph, s), keras_name(graph, x.name)) for s, x in sorted(last.items())
+    ]
 
 
 def torch_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray, device: str) -> dict[str, np.ndarray]:

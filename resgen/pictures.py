@@ -24,6 +24,7 @@ from typing import Any
 
 from resgen.compiler import Compiled
 from resgen.graph import OPS, BlockRecord, Conv2d, Layer, LayerGraph, Scope, Shape, format_shape
+from resgen.naming import torch_block_path
 
 TEXT_FORMATS = ("mermaid", "dot")
 IMAGE_FORMATS = ("svg", "png")
@@ -158,10 +159,10 @@ def _unit(layer: Layer) -> str:
 
 
 def _block_label(compiled: Compiled, record: BlockRecord) -> str:
-    """E.g. "layer2.0 bottleneck 256→512 /2 projection" (torchvision's module path first)."""
+    """E.g. "layer2.0 bottleneck 256→512 /2 projection" (the torch module path first)."""
     design = compiled.graph.network.block
     parts = [
-        f"layer{record.stage}.{record.block - 1}",
+        torch_block_path(compiled.graph, record.stage, record.block),
         ("preact " if design.preactivation else "") + str(design.kind),
         f"{record.in_channels}→{record.out_channels}",
     ]

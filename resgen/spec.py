@@ -22,10 +22,37 @@ import json
 import keyword
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from resgen.spec_ends import (
+    AntiAlias,
+    AvgPoolAntiAlias,
+    BlurAntiAlias,
+    ConvStem,
+    DeepStem,
+    GlobalPoolHead,
+    Head,
+    PoolFlattenHead,
+    SpecModel,
+    Stem,
+    StemPool,
+)
 from resgen.spec_training import Init, Regularization
+
+__all__ = [
+    "AntiAlias",
+    "AvgPoolAntiAlias",
+    "BlurAntiAlias",
+    "ConvStem",
+    "DeepStem",
+    "GlobalPoolHead",
+    "Head",
+    "PoolFlattenHead",
+    "Spec",
+    "Stem",
+    "StemPool",
+]
 
 FORMAT_VERSION = 1
 IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
@@ -45,8 +72,7 @@ def _strict_int(value: Any) -> Any:
 One = Annotated[Literal[1], BeforeValidator(_strict_int)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True)
+_Model = SpecModel
 
 
 class InputShape(_Model):
@@ -71,116 +97,6 @@ class BatchNorm(_Model):
     """Added to the variance before the square root (torchvision 1e-5, keras.applications 1.001e-5)."""
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
     """Keras convention: running = momentum * running + (1 - momentum) * batch. PyTorch's is 1 - this."""
-
-
-class AvgPoolAntiAlias(_Model):
-    """Anti-aliasing by a 2x2 average pool (timm's resnetaa models: aa_layer=nn.AvgPool2d)."""
-
-    kind: Literal["avg_pool"]
-    """Anti-aliasing kind."""
-
-
-class BlurAntiAlias(_Model):
-    """Anti-aliasing by a blur pool (Zhang 2019, "Making Convolutional Networks Shift-Invariant
-    Again"; timm's BlurPool2d, as resnetblur50 uses it): reflect padding, a fixed binomial filter on
-    every channel, then the stride. The filter is not learned and not saved."""
-
-    kind: Literal["blur"]
-    """Anti-aliasing kind."""
-    filter_size: int = Field(default=3, ge=2, le=7)
-    """Side of the binomial filter (timm: 3; 3 is [1, 2, 1] / 4 in each direction)."""
-
-
-AntiAlias = Annotated[AvgPoolAntiAlias | BlurAntiAlias, Field(discriminator="kind")]
-
-
-class StemPool(_Model):
-    """Pooling after the stem: a max-pool (torchvision, keras.applications), or an average pool."""
-
-    kind: Literal["max", "avg"] = "max"
-    """max, or avg: an average pool without padding (timm's resnetaa stems: 2x2, stride 2)."""
-    kernel_size: int = Field(default=3, ge=1, le=15)
-    """Pooling window side."""
-    stride: int = Field(default=2, ge=1, le=8)
-    """Pooling stride."""
-    padding: int = Field(default=1, ge=0, le=7)
-    """Padding on every side before pooling."""
-    pad_with: Literal["zeros", "-inf"] = "zeros"
-    """What the padding holds: zeros (keras.applications' ZeroPadding2D) or -inf (torch's nn.MaxPool2d,
-    as torchvision and timm use it). The two differ only where the pooled input can be negative."""
-    anti_alias: AntiAlias | None = None
-    """Pool with stride 1, then let this anti-aliasing pool carry the stride (timm's resnetblur
-    stems: a 3x3 max-pool, then a blur pool); null for a plain strided pool."""
-
-    @model_validator(mode="after")
-    def _average_without_padding(self) -> StemPool:
-        if self.kind == "avg" and self.padding:
-            raise ValueError("an average pool here has no padding: set padding: 0")
-        if self.kind == "avg" and self.anti_alias is not None:
-            raise ValueError("anti_alias needs a max-pool: set kind: max, or anti_alias: null")
-        return self
-
-
-class ConvStem(_Model):
-    """One convolution, optionally BatchNorm + ReLU and a max-pool: the ImageNet stem (7x7/2 + 3x3/2
-    pool), the CIFAR stem (3x3/1, no pool) and the tiny-ImageNet stem of Rosebrock's tutorial (5x5/1 +
-    3x3/2 pool)."""
-
-    kind: Literal["conv"]
-    """Stem kind."""
-    filters: int = Field(default=64, ge=1, le=4096)
-    """Output channels of the stem convolution."""
-    kernel_size: int = Field(default=7, ge=1, le=15)
-    """Kernel side of the stem convolution (odd)."""
-    stride: int = Field(default=2, ge=1, le=8)
-    """Stride of the stem convolution."""
-    norm: bool = True
-    """BatchNorm + ReLU after the convolution (false for pre-activation nets: their blocks normalize)."""
-    pool: StemPool | None = None
-    """Max-pool after the convolution; null for none."""
-    conv_pool: bool = False
-    """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
-    replace_stem_pool); needs pool: null."""
-    input_norm: bool = False
-    """BatchNorm on the raw input before the convolution (the ResNet of Rosebrock's tutorial does)."""
-
-    @model_validator(mode="after")
-    def _odd_kernel(self) -> ConvStem:
-        if self.kernel_size % 2 == 0:
-            raise ValueError("kernel_size must be odd so that padding keeps the image centred")
-        _one_pool(self.pool, self.conv_pool)
-        return self
-
-
-class DeepStem(_Model):
-    """3x3 convolutions in place of one large one, each but the last followed by BatchNorm + ReLU, then
-    BatchNorm + ReLU and an optional max-pool: timm's deep stems (He et al. 2019, "Bag of Tricks":
-    ResNet-C, -D and -S use widths w, w, 2w; the tiered stems of timm's ResNet-T use 3w/4, w, 2w)."""
-
-    kind: Literal["deep"]
-    """Stem kind."""
-    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field(min_length=2, max_length=4)
-    """Output channels of each 3x3 convolution; the last is the stem's output width."""
-    stride: int = Field(default=2, ge=1, le=8)
-    """Stride of the first convolution (the others have stride 1)."""
-    pool: StemPool | None = None
-    """Max-pool after the stem; null for none."""
-    conv_pool: bool = False
-    """Downsample with a 3x3/2 convolution + BatchNorm + ReLU instead of a max-pool (timm's
-    replace_stem_pool, as ResNet-RS does); needs pool: null."""
-
-    @model_validator(mode="after")
-    def _one_downsampling(self) -> DeepStem:
-        _one_pool(self.pool, self.conv_pool)
-        return self
-
-
-def _one_pool(pool: StemPool | None, conv_pool: bool) -> None:
-    if pool is not None and conv_pool:
-        raise ValueError("conv_pool replaces the max-pool: set pool: null, or conv_pool: false")
-
-
-Stem = Annotated[ConvStem | DeepStem, Field(discriminator="kind")]
 
 
 class Stage(_Model):
@@ -311,34 +227,29 @@ class ZeroPadShortcut(_Model):
 Shortcut = Annotated[ProjectionShortcut | ZeroPadShortcut, Field(discriminator="kind")]
 
 
-class _HeadBase(_Model):
-    norm: bool = False
-    """BatchNorm + ReLU before pooling (pre-activation nets)."""
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Dropout rate before the classifier; 0 for none."""
-    classes: int = Field(default=1000, ge=1, le=1_000_000)
-    """Number of output classes."""
-    output: Literal["logits", "softmax"] = "logits"
-    """What the model returns: raw logits (torchvision) or softmax probabilities (keras.applications)."""
+class PlainConv(_Model):
+    """Convolutions use their weights as they are."""
+
+    kind: Literal["plain"]
+    """Convolution kind."""
 
 
-class GlobalPoolHead(_HeadBase):
-    """Global average pooling, then a dense classifier."""
+class WeightStandardizedConv(_Model):
+    """Weight standardization (Qiao et al. 2019), as timm's StdConv2d and Big Transfer (BiT,
+    Kolesnikov et al. 2020) use it: before each convolution, every output channel's kernel is
+    standardized over its (input channel, height, width) values, w' = (w - mean) / sqrt(var + epsilon),
+    with the biased variance. Applies to the stem's, the blocks' and the shortcuts' convolutions;
+    a convolution classifier (head.classifier: conv1x1) and squeeze-and-excitation keep plain ones,
+    as in timm. Parameter counts do not change."""
 
-    kind: Literal["global_pool"]
-    """Head kind."""
+    kind: Literal["weight_standardized"]
+    """Convolution kind."""
+    epsilon: float = Field(default=1e-6, gt=0.0, le=1.0)
+    """Added to the kernel variance before the square root (timm's StdConv2d: 1e-6; timm's BiT
+    models: 1e-8)."""
 
 
-class PoolFlattenHead(_HeadBase):
-    """The seed's head: a fixed average pool, flatten, then a dense classifier."""
-
-    kind: Literal["pool_flatten"]
-    """Head kind."""
-    pool_size: int = Field(default=8, ge=1, le=64)
-    """Side (and stride) of the average-pooling window."""
-
-
-Head = Annotated[GlobalPoolHead | PoolFlattenHead, Field(discriminator="kind")]
+Convolution = Annotated[PlainConv | WeightStandardizedConv, Field(discriminator="kind")]
 
 
 class Spec(_Model):
@@ -362,6 +273,8 @@ class Spec(_Model):
     """How a block's input reaches its addition when the shape changes."""
     norm: BatchNorm = BatchNorm()
     """BatchNorm settings."""
+    conv: Convolution = PlainConv(kind="plain")
+    """How every convolution uses its weights: plain, or weight-standardized (BiT)."""
     conv_bias: Literal["none", "all", "unnormalized"] = "none"
     """Bias on convolutions: none (torchvision), all (keras V1), or only on convolutions not directly
     followed by BatchNorm (keras V2)."""
@@ -374,6 +287,14 @@ class Spec(_Model):
     """How the parameters start (torchvision's rule unless stated)."""
     head: Head
     """Layers after the last stage."""
+    torch_paths: Literal["torchvision", "timm_resnetv2"] = "torchvision"
+    """Module paths of the torch target, so that a reference state dict loads with strict=True:
+    torchvision's (conv1, layer1.0.conv1, layer1.0.downsample.0, fc; timm's ResNet family keeps
+    them), or timm's ResNetV2 (stem.conv, stages.0.blocks.0.norm1, ...downsample.conv, norm,
+    head.fc). timm_resnetv2 describes timm's pre-activation network: it needs pre-activation blocks
+    whose stride is on a stage's first block, a stem without normalization, projection shortcuts of
+    the pre-activated input without normalization, and a head with norm: true and classifier: conv1x1.
+    The Keras target keeps keras.applications' layer names either way."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -399,6 +320,12 @@ class Spec(_Model):
                 raise ValueError("a 3x3 projection pads symmetrically; use padding: symmetric")
         if self.regularization.drop_path and sum(s.blocks for s in self.stages) < 2:
             raise ValueError("drop_path's schedule needs at least 2 blocks (block 0 always has rate 0)")
+        if isinstance(self.conv, WeightStandardizedConv) and self.padding != "symmetric":
+            raise ValueError("weight-standardized convolutions need padding: symmetric (as timm's StdConv2d)")
+        if self.torch_paths == "timm_resnetv2":
+            problem = timm_resnetv2_problem(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
     def canonical_json(self) -> str:
@@ -409,6 +336,54 @@ class Spec(_Model):
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+# What torch_paths: timm_resnetv2 needs, each with the field it is about (resgen.validation locates them).
+TIMM_RESNETV2_NEEDS: dict[tuple[str, ...], str] = {
+    ("block", "preactivation"): "timm's ResNetV2 paths need pre-activation blocks: set it to true",
+    ("block", "stride_block"): "timm's ResNetV2 paths need the stride on a stage's first block: 'first'",
+    ("block", "attention"): "timm's ResNetV2 has no channel attention: set it to null",
+    ("stem", "norm"): "timm's ResNetV2 stem has no normalization (its blocks normalize): set it to false",
+    ("stem", "conv_pool"): "timm's ResNetV2 stem has no convolution pool: set it to false",
+    ("stem", "input_norm"): "timm's ResNetV2 has no input normalization: set it to false",
+    ("shortcut", "kind"): "timm's ResNetV2 shortcuts are projections: use 'projection'",
+    ("shortcut", "norm"): "timm's ResNetV2 projections have no normalization: set it to false",
+    ("shortcut", "source"): "timm's ResNetV2 projections read the pre-activated input: 'preactivated'",
+    ("shortcut", "when"): "timm's ResNetV2 projects only where the shape changes: 'needed'",
+    ("shortcut", "stride_only"): "timm's ResNetV2 projects where only the resolution changes: 'project'",
+    ("head", "kind"): "timm's ResNetV2 head pools globally: use 'global_pool'",
+    ("head", "norm"): "timm's ResNetV2 normalizes before its head: set it to true",
+    ("head", "classifier"): "timm's ResNetV2 classifier is a 1x1 convolution: 'conv1x1'",
+    ("head", "output"): "timm's ResNetV2 returns logits: 'logits'",
+}
+
+
+def timm_resnetv2_problem(spec: Spec) -> str | None:
+    """The first setting that timm's ResNetV2 module paths cannot describe, or None."""
+    wanted = {
+        ("block", "preactivation"): True,
+        ("block", "stride_block"): "first",
+        ("block", "attention"): None,
+        ("stem", "norm"): False,
+        ("stem", "conv_pool"): False,
+        ("stem", "input_norm"): False,
+        ("shortcut", "kind"): "projection",
+        ("shortcut", "norm"): False,
+        ("shortcut", "source"): "preactivated",
+        ("shortcut", "when"): "needed",
+        ("shortcut", "stride_only"): "project",
+        ("head", "kind"): "global_pool",
+        ("head", "norm"): True,
+        ("head", "classifier"): "conv1x1",
+        ("head", "output"): "logits",
+    }
+    for (section, field), value in wanted.items():
+        part = getattr(spec, section)
+        if field in type(part).model_fields and getattr(part, field) != value:
+            return TIMM_RESNETV2_NEEDS[(section, field)]
+        if field == "classifier" and not hasattr(part, field):  # a head without a convolution classifier
+            return TIMM_RESNETV2_NEEDS[("head", "kind")]
+    return None
 
 
 def name_problem(name: str) -> str | None:

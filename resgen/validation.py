@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
-from resgen.spec import Spec
+from resgen.spec import TIMM_RESNETV2_NEEDS, Spec
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
@@ -32,6 +32,9 @@ _MODEL_ERRORS_AT_FIELD = {
     "pre-activation blocks lack it": ("anti_alias",),
     "anti_alias follows the strided 3x3": ("anti_alias",),
     "drop_path's schedule needs": ("regularization", "drop_path"),
+    "weight-standardized convolutions need padding": ("padding",),
+    "a conv1x1 classifier returns logits": ("output",),
+    **{message: field for field, message in TIMM_RESNETV2_NEEDS.items()},
 }
 
 

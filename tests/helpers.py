@@ -34,7 +34,8 @@ REGEN = "python tests/regen_golden.py"
 # option A shortcuts, first-block projections of the pre-activated input; bias on none, all, or
 # unnormalized convolutions; TensorFlow "same" padding and an input BatchNorm (Rosebrock's tutorial);
 # logits and softmax heads, global and fixed pooling; L2; a network deep enough for Keras' recursion
-# limit (cifar_resnet1202).
+# limit (cifar_resnet1202); timm's ResNetV2 module paths, with weight-standardized convolutions (BiT)
+# and with a deep stem and average-pool shortcuts.
 GOLDEN_PRESETS = (
     "resnet18",
     "resnet50",
@@ -52,6 +53,8 @@ GOLDEN_PRESETS = (
     "resnet50_gn",
     "senet154",
     "resnetblur50",
+    "resnetv2_50d",
+    "resnetv2_50x1_bit",
 )
 
 # Deep presets whose code paths a shallower sibling covers (resnet152: resnet50, cifar_resnet1202:
@@ -85,6 +88,7 @@ DEEP_PRESETS = frozenset(
         "ecaresnet50d",  # ecaresnet26t covers ECA
         "ecaresnet101d",
         "resnetrs101",  # resnetrs50 covers ResNet-RS
+        "resnetv2_101x1_bit",  # resnetv2_50x1_bit covers BiT
     }
 )
 

@@ -16,6 +16,26 @@ CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
 EXPECTED = [
     (
+        "timm_resnetv2_paths_with_stem_norm.yaml",
+        ":7:9",
+        "stem.norm: timm's ResNetV2 stem has no normalization (its blocks normalize): set it to false",
+    ),
+    (
+        "timm_resnetv2_paths_with_dense_classifier.yaml",
+        ":9:51",
+        "head.classifier: timm's ResNetV2 classifier is a 1x1 convolution: 'conv1x1'",
+    ),
+    (
+        "weight_standardized_tf_same.yaml",
+        ":9:10",
+        "padding: weight-standardized convolutions need padding: symmetric (as timm's StdConv2d)",
+    ),
+    (
+        "conv1x1_classifier_softmax.yaml",
+        ":8:56",
+        "head.output: a conv1x1 classifier returns logits, as timm's ResNetV2 does: use 'logits'",
+    ),
+    (
         "group_norm_groups_do_not_divide.yaml",
         ":8:29",
         "norm.groups: layer stem.bn: GroupNorm's 48 groups do not divide 64 channels",
@@ -85,7 +105,7 @@ EXPECTED = [
     (
         "control_char_in_key.json",
         ":1:39",
-        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, init, head",
+        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths",
     ),
     ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
     (
@@ -246,7 +266,7 @@ EXPECTED = [
     (
         "unknown_top_key.yaml",
         ":11:1",
-        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv_bias, padding, regularization, init, head",
+        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths",
     ),
     (
         "utf16_bom.yaml",

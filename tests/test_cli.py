@@ -64,7 +64,7 @@ def test_presets_lists_every_shipped_spec() -> None:
     code, out, _ = run("presets")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == load.preset_names()
-    assert len(out.splitlines()) == 54 and out.startswith("cifar_resnet110")
+    assert len(out.splitlines()) == 58 and out.startswith("cifar_resnet110")
     assert "resnet50d " in out and "timm's resnet50d" in out
 
 

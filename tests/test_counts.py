@@ -78,6 +78,12 @@ PUBLISHED: dict[str, tuple[int, int, float | None]] = {
     "resnetrs101": (63_618_696, 105_600, None),
     "resnet50_gn": (25_557_032, 0, None),
     "resnext50d_32x4d": (25_048_136, 68_352, None),
+    # Source: timm 1.0.31, timm.create_model(name, pretrained=False): learnable parameters, BatchNorm
+    # running_mean + running_var (num_batches_tracked excluded; GroupNorm has none)
+    "resnetv2_50": (25_549_352, 45_440, None),
+    "resnetv2_50d": (25_568_584, 45_568, None),
+    "resnetv2_50x1_bit": (25_549_352, 0, None),
+    "resnetv2_101x1_bit": (44_541_480, 0, None),
 }
 
 

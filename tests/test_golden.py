@@ -16,6 +16,7 @@ import pytest
 
 import resgen
 from resgen import backends
+from resgen.graph import Scope
 from tests.helpers import GOLDEN, GOLDEN_PRESETS, REGEN, ROOT, assert_ruff_clean, golden_path
 
 TARGETS = sorted(backends.TARGETS)
@@ -84,6 +85,9 @@ def test_the_subset_covers_every_code_path() -> None:
         found |= {f"init:{init.conv}:{init.dense}:{init.bias}"}
         found |= {f"zero_init:{x.kind}" for x in graph if x.zero_init}
         found |= {f"source:{graph.network.shortcut.source}", f"deep:{graph.depth() > 600}"}
+        found |= {f"torch_paths:{graph.network.torch_paths}", f"avg_down:{graph.network.shortcut.avg_down}"}
+        found |= {f"weight_standardization:{graph.network.weight_standardization is not None}"}
+        found |= {f"stem:{x.role}" for x in graph if x.scope is Scope.STEM}
         return found
 
     every = set().union(*(features(n) for n in resgen.load.preset_names()))

@@ -37,6 +37,7 @@ from resgen.graph import (
     GroupNorm,
     MaxPool,
     PadMode,
+    PadValue,
     ZeroPadShortcut,
 )
 from resgen.naming import keras_name, keras_names, keras_pad_name
@@ -183,6 +184,9 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
             assert layer.kernel_size == (k, k) and layer.strides == (s, s), node
             assert layer.groups == op.groups and layer.use_bias == op.bias, node
             assert layer.data_format == "channels_last", node
+            standardized = op.standardize is not None
+            assert (type(layer).__name__ == "StdConv2D") == standardized, node
+            assert getattr(layer, "ws_epsilon", None) == op.standardize, node
             _check_l2(layer, net.l2.of(x.l2_role), node)
             pads = compiled.analysis[node].padding
             if op.padding is PadMode.TF_SAME and k > 1:
@@ -200,8 +204,11 @@ def _check_settings(compiled: Compiled, by_name: dict[str, Any]) -> None:
         elif isinstance(op, MaxPool):
             k, s, p = op.kernel_size, op.stride, op.padding
             assert layer.pool_size == (k, k) and layer.strides == (s, s) and layer.padding == "valid", node
-            if p:
-                assert tuple(map(tuple, by_name[keras_pad_name(layer.name)].padding)) == ((p, p), (p, p))
+            pad = by_name[keras_pad_name(layer.name)] if p else None
+            if pad is not None and type(pad).__name__ == "NegInfPadding2D":  # -inf, as nn.MaxPool2d pads
+                assert op.pad_value is PadValue.NEG_INF and pad.padding == p, node
+            elif pad is not None:
+                assert tuple(map(tuple, pad.padding)) == ((p, p), (p, p)), node
         elif isinstance(op, AvgPool):
             k, s = op.kernel_size, op.stride
             assert layer.pool_size == (k, k) and layer.strides == (s, s), node
@@ -465,15 +472,28 @@ def test_option_a_model_survives_save_and_load(tmp_path: Path) -> None:
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
-def test_blur_pool_model_survives_save_and_load(tmp_path: Path) -> None:
-    model = generated_module("resnetblur50").build_model(input_shape=(40, 36, 3))
-    assert sum(type(layer).__name__ == "BlurPool2D" for layer in model.layers) == 4  # stem + 3 stages
-    x = np.random.default_rng(2).normal(0.0, 1.0, (2, 40, 36, 3)).astype("float32")
-    before = keras.ops.convert_to_numpy(model(x, training=False))
-    path = tmp_path / "resnetblur50.keras"
+def test_weight_standardized_model_survives_save_and_load(tmp_path: Path) -> None:
+    """BiT's StdConv2D is registered serializable and keeps its epsilon."""
+    model = generated_module("resnetv2_50x1_bit").build_model(input_shape=(33, 31, 3))
+    x = np.random.default_rng(4).normal(0.0, 1.0, (1, 33, 31, 3)).astype("float32")
+    path = tmp_path / "bit.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(loaded(x, training=False)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(loaded(x)))
+    conv = loaded.get_layer("conv1_conv")
+    assert type(conv).__name__ == "StdConv2D" and conv.ws_epsilon == 1e-8
+
+
+def test_weight_standardization_standardizes_each_output_channel() -> None:
+    layer = generated_module("resnetv2_50x1_bit").StdConv2D(2, 3, use_bias=False)
+    layer.build((1, 5, 5, 4))
+    kernel = np.random.default_rng(5).normal(0.5, 3.0, (3, 3, 4, 2)).astype("float32")
+    layer.kernel.assign(kernel)
+    x = np.random.default_rng(6).normal(0.0, 1.0, (1, 5, 5, 4)).astype("float32")
+    mean = kernel.mean(axis=(0, 1, 2), keepdims=True)
+    standardized = (kernel - mean) / np.sqrt(kernel.var(axis=(0, 1, 2), keepdims=True) + 1e-8)  # biased
+    expected = keras.ops.convert_to_numpy(keras.ops.conv(x, standardized))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_option_a_shortcut_subsamples_and_pads_channels() -> None:

@@ -98,7 +98,7 @@ def test_small_aliases_are_allowed() -> None:
 
 def test_presets_resolve_by_bare_name() -> None:
     assert load.resolve("resnet50").name == "resnet50.yaml"
-    assert "resnet50" in load.preset_names() and len(load.preset_names()) == 54  # 26 + 28 of timm's family
+    assert "resnet50" in load.preset_names() and len(load.preset_names()) == 58  # 26 + 32 of timm's family
 
 
 def test_unknown_spec_argument_is_a_located_error() -> None:

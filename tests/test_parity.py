@@ -83,6 +83,10 @@ SIZES: dict[str, tuple[int, int] | None] = {
     "resnetrs50": (65, 47),
     "resnetrs101": (49, 47),
     "resnet50_gn": (65, 47),
+    "resnetv2_50": (65, 47),
+    "resnetv2_50d": (65, 47),
+    "resnetv2_50x1_bit": (65, 47),
+    "resnetv2_101x1_bit": (49, 47),
 }
 
 

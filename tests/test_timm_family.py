@@ -50,7 +50,22 @@ TIMM_PRESETS = [
     "resnetrs50",
     "resnetrs101",
     "resnet50_gn",
+    "resnetv2_50",
+    "resnetv2_50d",
+    "resnetv2_50x1_bit",
+    "resnetv2_101x1_bit",
 ]
+# Input size of the default lane's comparison, by preset (others: 97x71): small and odd, so that
+# ceil-mode pools have a partial window and max-pool padding reaches the edge.
+ODD_SIZES = {
+    "resnet10t": (225, 161),
+    "resnet26d": (225, 161),
+    "resnetaa50d": (225, 161),
+    "resnetv2_50": (65, 47),
+    "resnetv2_50d": (65, 47),
+    "resnetv2_50x1_bit": (65, 47),
+    "resnetv2_101x1_bit": (65, 47),
+}
 
 
 def random_state(model: Any, seed: int) -> dict[str, Any]:
@@ -70,17 +85,20 @@ def random_state(model: Any, seed: int) -> dict[str, Any]:
     return state
 
 
-def compare_with_timm(name: str, size: tuple[int, int]) -> tuple[float, float]:
-    """(max |ours - timm|, max |timm|) in eval mode, after a strict load of timm's weights."""
+def compare_with_timm(name: str, size: tuple[int, int], torch_source: str = "") -> tuple[float, float]:
+    """(max |ours - timm|, max |timm|) in eval mode, after a strict load of timm's weights; ours is the
+    generated torch module, or `torch_source` (a planted variant of it)."""
     torch.manual_seed(0)
-    return compare(resgen.compile(name, input_size=size), timm.create_model(name, pretrained=False))
+    net = resgen.compile(name, input_size=size)
+    return compare(net, timm.create_model(name, pretrained=False), torch_source)
 
 
-def compare(net: resgen.Compiled, reference: Any) -> tuple[float, float]:
+def compare(net: resgen.Compiled, reference: Any, torch_source: str = "") -> tuple[float, float]:
     """(max |ours - reference|, max |reference|) in eval mode at the network's input size, after a
     strict load of the reference's weights (normalization tensors randomized)."""
     size = net.graph.input_hwc[:2]
-    ours = import_generated(resgen.render(net, "torch"), f"timm_family_{net.name}").build_model().eval()
+    source = torch_source or resgen.render(net, "torch")
+    ours = import_generated(source, f"timm_family_{net.name}_{len(source)}").build_model().eval()
     reference = reference.eval()
     state = random_state(reference, seed=1)
     reference.load_state_dict(state)
@@ -95,12 +113,21 @@ def compare(net: resgen.Compiled, reference: Any) -> tuple[float, float]:
 def test_loads_timm_strictly_and_computes_the_same_at_an_odd_size(name: str) -> None:
     # resnetaa50d: timm's floor-mode anti-aliasing pools need even maps where its ceil-mode shortcut
     # pools meet them (at 97x71 timm's own model fails at the addition, and resgen refuses the size)
-    big = ("resnet10t", "resnet26d", "resnetaa50d")
-    diff, scale = compare_with_timm(name, (225, 161) if name in big else (97, 71))
+    diff, scale = compare_with_timm(name, ODD_SIZES.get(name, (97, 71)))
     assert diff <= 1e-5 * max(1.0, scale), f"{name}: max |diff| {diff:.3g} (scale {scale:.3g})"
 
 
-@pytest.mark.parametrize("name", ["resnet10t", "resnet26d"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet10t",
+        "resnet26d",
+        *(
+            pytest.param(name, marks=pytest.mark.slow)
+            for name in ("resnetv2_50", "resnetv2_50d", "resnetv2_50x1_bit", "resnetv2_101x1_bit")
+        ),
+    ],
+)
 def test_equals_timm_at_its_default_input_size(name: str) -> None:
     _, height, width = timm.models.get_pretrained_cfg(name).input_size
     net = resgen.compile(name)
@@ -281,6 +308,57 @@ def test_planted_blur_filter_as_a_box_fails() -> None:
     planted = source.replace("math.comb(n - 1, k) / 2 ** (n - 1)", "1 / n")
     assert planted != source
     assert planted_failure("resnetblur50", (65, 47), keras_source=planted)
+
+
+def test_resnetv2_module_paths_are_timms() -> None:
+    for name in ("resnetv2_50d", "resnetv2_50x1_bit"):
+        net = resgen.compile(name)
+        state = (
+            import_generated(resgen.render(net, "torch"), f"timm_v2_paths_{name}").build_model().state_dict()
+        )
+        assert set(state) == set(timm.create_model(name, pretrained=False).state_dict())
+        assert state["head.fc.weight"].shape == (1000, 2048, 1, 1) and state["head.fc.bias"].shape == (1000,)
+        if name == "resnetv2_50d":  # no norm after the deep stem's conv3; avg_down's conv is downsample.conv
+            assert {"stem.conv3.weight", "stages.0.blocks.0.downsample.conv.weight"} <= set(state)
+            assert "stem.norm3.weight" not in state
+
+
+def test_weight_standardization_is_on_every_convolution_timm_standardizes() -> None:
+    """timm's BiT: StdConv2d in the stem, the blocks and the shortcuts; head.fc is a plain Conv2d."""
+    model = import_generated(resgen.render("resnetv2_50x1_bit", "torch"), "timm_v2_std").build_model()
+    reference = timm.create_model("resnetv2_50x1_bit", pretrained=False)
+    ours = {n: type(m).__name__ for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    theirs = {n: type(m).__name__ for n, m in reference.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    assert ours == theirs
+    assert ours["head.fc"] == "Conv2d" and ours["stem.conv"] == "StdConv2d"
+    assert {m.eps for m in reference.modules() if type(m).__name__ == "StdConv2d"} == {1e-8}
+
+
+BIT_SIZE = ODD_SIZES["resnetv2_50x1_bit"]
+UNBIASED = """        rows = self.weight.reshape(1, self.out_channels, -1)
+        mean = rows.mean(dim=2, keepdim=True)
+        var = rows.var(dim=2, keepdim=True)  # unbiased: divides by n - 1
+        weight = (rows - mean) / torch.sqrt(var + self.eps)"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("eps: float = 1e-08", "eps: float = 1e-05"),
+        (
+            "        rows = self.weight.reshape(1, self.out_channels, -1)\n"
+            "        weight = nn.functional.batch_norm(rows, None, None, training=True, eps=self.eps)",
+            UNBIASED,
+        ),
+    ],
+    ids=["epsilon_1e-5", "unbiased_variance"],
+)
+def test_planted_weight_standardization_fails_against_timm(old: str, new: str) -> None:
+    source = resgen.render("resnetv2_50x1_bit", "torch")
+    planted = source.replace(old, new)
+    assert planted != source
+    diff, scale = compare_with_timm("resnetv2_50x1_bit", BIT_SIZE, torch_source=planted)
+    assert diff > 1e-5 * max(1.0, scale), f"planted bug unseen: max |diff| {diff:.3g} (scale {scale:.3g})"
 
 
 # --- the harness sees the new conventions --------------------------------------------------------------

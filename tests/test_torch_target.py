@@ -24,7 +24,7 @@ from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
-from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, GroupNorm, Layer, MaxPool, PadMode
+from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, GroupNorm, Layer, MaxPool, PadMode, PadValue
 from resgen.importing import import_generated
 from resgen.naming import torch_module, torch_path
 from tests.helpers import assert_ruff_clean, preset_params, randomize_torch_batch_norm, render_in_subprocess
@@ -87,7 +87,7 @@ def assert_matches_graph(model: Any, module: ModuleType, compiled: Compiled, bat
             continue
         assert path in modules, f"{layer.name}: no module at {path}"
         shape = analysis.shape(layer.name)
-        if layer.kind == "global_avg_pool":
+        if layer.kind == "global_avg_pool" and len(shape) == 1:
             shape = (*shape, 1, 1)  # torchvision pools to (C, 1, 1) and flattens in forward
         if layer.kind == "channel_conv1d":
             shape = (1, shape[0])  # ECA's Conv1d sees the channels as a sequence of one feature
@@ -141,11 +141,14 @@ def check_settings(compiled: Compiled, layer: Layer, mod: Any, module: ModuleTyp
         assert (mod.kernel_size, mod.stride, mod.groups) == ((k, k), (s, s), op.groups)
         assert (mod.bias is not None) == op.bias
         same = op.padding is PadMode.TF_SAME and k > 1
-        assert isinstance(mod, module.Conv2dSame) if same else type(mod) is nn.Conv2d
+        if op.standardize is not None:  # weight standardization (BiT): one epsilon for the network
+            assert type(mod) is module.StdConv2d and mod.eps == op.standardize
+        else:
+            assert isinstance(mod, module.Conv2dSame) if same else type(mod) is nn.Conv2d
         if not same:
             assert mod.padding == (k // 2, k // 2)
     elif isinstance(op, MaxPool):
-        if op.padding and not op.input_nonnegative:
+        if op.padding and not op.input_nonnegative and op.pad_value is PadValue.ZEROS:
             assert isinstance(mod[0], nn.ZeroPad2d) and isinstance(mod[1], nn.MaxPool2d)
         else:
             assert isinstance(mod, nn.MaxPool2d) and mod.padding == op.padding

@@ -105,7 +105,17 @@ def _conv2d(site: Site, layer: Layer) -> list[str]:
         args.append(f"groups={literal(op.groups)}")
     args += [f"data_format={DATA_FORMAT}", f"use_bias={literal(op.bias)}"]
     args += [*initializer_args(site, layer), *regularizer_args(site, layer), f"name={site.name(layer)}"]
-    return lines + _layer(site, layer, "layers.Conv2D", args, src=src)
+    return lines + _layer(site, layer, _conv_class(site, layer), args, src=src)
+
+
+def _conv_class(site: Site, layer: Layer) -> str:
+    """layers.Conv2D, or StdConv2D where the convolution is weight-standardized (one epsilon for all)."""
+    standardize = getattr(layer.op, "standardize", None)
+    if standardize is None:
+        return "layers.Conv2D"
+    if standardize != site.graph.network.weight_standardization:
+        raise CodegenError(f"{layer.name}: weight standardization differs from the network's")
+    return "StdConv2D"
 
 
 def _batch_norm(site: Site, layer: Layer) -> list[str]:
@@ -338,6 +348,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "description": string_constant("DESCRIPTION", net.description),
         "input_shape": literal((height, width, channels)),
         "sections": [
+            *(["keras/std_conv.py.j2"] if net.weight_standardization is not None else []),
             *(["keras/zero_pad_shortcut.py.j2"] if block["uses_zero_pad"] else []),
             *(
                 ["keras/neg_inf_padding.py.j2"]
@@ -353,4 +364,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "stages": keras3_blocks.stage_views(graph, block),
         "head": head,
         "model_name": literal(net.name),
+        "std_conv": {}
+        if net.weight_standardization is None
+        else {"epsilon": literal(net.weight_standardization)},
     }

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers
-from resgen.codegen import CodegenError, call_lines, comment, docstring, literal, plural
+from resgen.codegen import CodegenError, call_lines, comment, docstring, indented, literal, plural
 from resgen.graph import (
     OPS,
     BlurPool,
@@ -36,12 +36,12 @@ from resgen.graph import (
     PadValue,
     Scope,
 )
-from resgen.naming import torch_path
+from resgen.naming import torch_module, torch_path, torch_paths_doc
 from resgen.passes import Analysis
 
 template = "torch/model.py.j2"
 allowed_imports = frozenset(
-    {"__future__", "copy", "math", "torch"}
+    {"__future__", "collections", "copy", "math", "torch"}
 )  # the generated module needs nothing else
 
 MODEL_CLASS = "ResNet"
@@ -58,6 +58,8 @@ class Code:
     init: list[str] = field(default_factory=list)  # lines in __init__ (comments included)
     forward: list[str] = field(default_factory=list)  # lines in forward, reading and writing `x`
     ctor: str = ""  # the module's constructor call, for a place in an nn.Sequential
+    notes: Sequence[str] = ()  # comments on the module, also where it is a place in an nn.Sequential
+    call: tuple[str, tuple[str, ...]] = ("", ())  # the constructor's callee and arguments
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ def _module(layer: Layer, head: str, args: Sequence[str], ctx: Context, notes: S
     attr = torch_path(ctx.graph, layer.name)
     lines = [line for note in notes for line in comment(note, ctx.indent)]
     lines += call_lines(f"self.{attr} = {head}", args, ctx.indent)
-    return Code(attr, lines, [f"x = self.{attr}(x)"], f"{head}({', '.join(args)})")
+    return Code(
+        attr, lines, [f"x = self.{attr}(x)"], f"{head}({', '.join(args)})", notes, (head, tuple(args))
+    )
 
 
 def _input(layer: Layer, ctx: Context) -> Code:
@@ -100,6 +104,10 @@ def _conv2d(layer: Layer, ctx: Context) -> Code:
         if not top == bottom == left == right:
             raise CodegenError(f"{layer.name}: symmetric padding expected, got {pads}")
         head = "nn.Conv2d"
+        if op.standardize is not None:
+            if op.standardize != ctx.graph.network.weight_standardization:
+                raise CodegenError(f"{layer.name}: weight standardization differs from the network's")
+            head = "StdConv2d"
         if top:
             args.append(f"padding={literal(top)}")
     if op.groups != 1:
@@ -160,11 +168,14 @@ def _blur_pool(layer: Layer, ctx: Context) -> Code:
 
 def _global_avg_pool(layer: Layer, ctx: Context) -> Code:
     code = _module(layer, "nn.AdaptiveAvgPool2d", ["(1, 1)"], ctx)
-    code.forward.append("x = torch.flatten(x, 1)")
+    if not layer.op.keepdims:  # type: ignore[union-attr]
+        code.forward.append("x = torch.flatten(x, 1)")
     return code
 
 
 def _flatten(layer: Layer, ctx: Context) -> Code:
+    if torch_module(ctx.graph, layer.name) is not None:  # after a 1x1 convolution classifier (timm)
+        return _module(layer, "nn.Flatten", ["1"], ctx)
     (source,) = ctx.graph.inputs(layer.name)
     _, *spatial = ctx.analysis.shape(source)
     if any(d != 1 for d in spatial):
@@ -257,8 +268,9 @@ assert set(HANDLERS) == set(OPS), "every op kind needs a handler"
 def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], list[str]]:
     """__init__ and forward lines of the stem or the head, layer by layer in graph order.
 
-    Layers whose paths are places in one nn.Sequential (timm's deep stem: conv1.0, conv1.1, ...)
-    become that Sequential, built in one statement and called once.
+    Layers whose paths are places in one nn.Sequential become that Sequential, built in one statement
+    and called once: numbered places (timm's deep stem: conv1.0, conv1.1, ...) or named ones (timm's
+    ResNetV2: stem.conv, stem.pool; head.fc), the latter through an OrderedDict.
     """
     init: list[str] = []
     forward: list[str] = []
@@ -266,12 +278,32 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
     i = 0
     while i < len(codes):
         code = codes[i]
-        parent, _, index = (code.attr or "").partition(".")
-        if index.isdigit():
-            run = [c for c in codes[i:] if (c.attr or "").partition(".")[0] == parent]
-            if [c.attr for c in run] != [f"{parent}.{n}" for n in range(len(run))]:
+        parent, _, place = (code.attr or "").partition(".")
+        if place:
+            run: list[Code] = []
+            for c in codes[i:]:
+                if (c.attr or "").partition(".")[0] != parent:
+                    break
+                run.append(c)
+            places = [(c.attr or "").partition(".")[2] for c in run]
+            if place.isdigit() and places != [str(n) for n in range(len(run))]:
                 raise CodegenError(f"{parent}: the places of its nn.Sequential are not 0, 1, 2, ...")
-            init += ["self." + parent + " = nn.Sequential(", *(f"    {c.ctor}," for c in run), ")"]
+            if not place.isdigit() and not all(p.isidentifier() for p in places):
+                raise CodegenError(f"{parent}: the places of its nn.Sequential are not all names")
+            if place.isdigit():
+                init += ["self." + parent + " = nn.Sequential(", *(f"    {c.ctor}," for c in run), ")"]
+            else:  # named places, each with its comments, laid out at the OrderedDict's indentation
+                entries: list[str] = []
+                for c, name in zip(run, places, strict=True):
+                    entries += [line for note in c.notes for line in comment(note, ctx.indent + 8)]
+                    entries += call_lines(f"{name}={c.call[0]}", c.call[1], ctx.indent + 8, ",")
+                init += [
+                    f"self.{parent} = nn.Sequential(",
+                    "    OrderedDict(",
+                    *indented(entries, 2),
+                    "    )",
+                    ")",
+                ]
             forward.append(f"x = self.{parent}(x)")
             seen.add(parent)
             i += len(run)
@@ -297,8 +329,7 @@ def _module_doc(graph: LayerGraph, analysis: Analysis) -> list[str]:
             f"Input: {inp.channels}x{inp.height}x{inp.width} images (N, C, H, W). "  # type: ignore[union-attr]
             f"Output: {analysis.shape(out.name)[0]} {what}. Learnable parameters: {count['params']:,}; "
             f"BatchNorm running statistics: {count['non_trainable_params']:,}.",
-            "Module paths follow torchvision.models.resnet (conv1, layer1.0.conv1, layer1.0.downsample.0, "
-            "fc). Build the network with build_model().",
+            f"{torch_paths_doc(graph)} Build the network with build_model().",
         ],
         0,
     )
@@ -326,6 +357,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "helper_sections": pytorch_helpers.helper_sections(graph),
         "se": pytorch_helpers.se_view(graph),
         "eca": pytorch_helpers.eca_view(graph),
+        "std_conv": pytorch_helpers.std_conv_view(graph),
         "stdlib_imports": [
             "import copy",
             *(
@@ -333,6 +365,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 if isinstance(net.block.attention, EcaDesign) or graph.of_kind("blur_pool")
                 else []
             ),
+            *(["from collections import OrderedDict"] if pytorch_blocks.named_places(graph) else []),
         ],
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2.any else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),

@@ -25,6 +25,12 @@ from resgen.graph import (
     ShortcutSource,
     StrideBlock,
 )
+from resgen.naming import (
+    torch_path_in_block,
+    torch_shortcut_place,
+    torch_stage_blocks,
+    torch_stage_path,
+)
 
 _CLASS_NAMES = {
     (BlockKind.BASIC, False): "BasicBlock",
@@ -54,9 +60,17 @@ def _conv_call(helper: str, args: list[str], bias: bool, shared_bias: bool | Non
     return f"{helper}({', '.join(args)})"
 
 
-def _block_conv(layer: Layer, design: BlockDesign, shared_bias: bool | None) -> str:
+def named_places(graph: LayerGraph) -> bool:
+    """Whether the torch target builds named nn.Sequential places (timm's ResNetV2: an OrderedDict)."""
+    return torch_stage_blocks(graph) is not None
+
+
+def _block_conv(layer: Layer, graph: LayerGraph, shared_bias: bool | None) -> str:
     op = layer.op
+    design = graph.network.block
     assert isinstance(op, Conv2d) and layer.dims is not None
+    if op.standardize != graph.network.weight_standardization:  # the helpers build every block conv
+        raise CodegenError(f"{layer.name}: weight standardization differs from the network's")
     helper = {1: "conv1x1", 3: "conv3x3"}.get(op.kernel_size)
     if helper is None:
         raise CodegenError(f"{layer.name}: a {op.kernel_size}x{op.kernel_size} convolution in a block")
@@ -130,15 +144,16 @@ def _write_block(graph: LayerGraph, design: BlockDesign, shared_bias: bool | Non
                 continue
             producer = graph[graph.inputs(layer.name)[0]]
             src = "x" if (producer.stage, producer.block) != (layer.stage, layer.block) else "out"
+            attr = torch_path_in_block(graph, layer.name) if layer.kind != "add" else ""
             if layer.kind == "conv2d":
-                init.append(f"self.{layer.role} = {_block_conv(layer, design, shared_bias)}")
+                init.append(f"self.{attr} = {_block_conv(layer, graph, shared_bias)}")
             elif layer.kind in ("batch_norm", "group_norm"):
                 assert layer.dims is not None
-                init.append(f"self.{layer.role} = norm({_dim(design, layer.dims[0])})")
+                init.append(f"self.{attr} = norm({_dim(design, layer.dims[0])})")
             if layer.kind in ("conv2d", "batch_norm", "group_norm"):
                 if layer.kind == "conv2d" and forward and forward[-1]:
                     forward.append("")
-                forward.append(f"out = self.{layer.role}({src})")
+                forward.append(f"out = self.{attr}({src})")
             elif layer.kind == "relu" and layer.role == "out_relu":
                 forward.append("return self.relu(out)")
                 relu = True
@@ -258,11 +273,25 @@ def _block_doc(design: BlockDesign) -> list[str]:
 def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -> dict[str, Any]:
     """``self.layerN`` lines, ``_make_layer`` and ``_shortcut``: the network's stride and shortcut rules."""
     net = graph.network
-    stages = [
-        f"self.layer{s.index} = self._make_layer({s.planes}, {s.blocks}, stride={s.stride})"
-        for s in net.stages
-    ]
-    forward = [f"x = self.layer{s.index}(x)" for s in net.stages]
+    make_calls = [f"self._make_layer({s.planes}, {s.blocks}, stride={s.stride})" for s in net.stages]
+    paths = [torch_stage_path(graph, s.index) for s in net.stages]
+    container = {p.partition(".")[0] for p in paths if "." in p}
+    if container:  # timm's ResNetV2: one nn.Sequential of stages, self.stages
+        (name,) = container
+        if paths != [f"{name}.{i}" for i in range(len(paths))]:
+            raise CodegenError(f"{name}: the places of its nn.Sequential are not 0, 1, 2, ...")
+        stages = [f"self.{name} = nn.Sequential(", *(f"    {call}," for call in make_calls), ")"]
+        forward = [f"x = self.{name}(x)"]
+    else:
+        stages = [f"self.{path} = {call}" for path, call in zip(paths, make_calls, strict=True)]
+        forward = [f"x = self.{path}(x)" for path in paths]
+    holder = torch_stage_blocks(graph)
+    make_return = ["return nn.Sequential(*layers)"]
+    if holder:
+        make_return = [
+            f"# timm's ResNetV2 module paths: the stage's blocks are its `{holder}`.",
+            f"return nn.Sequential(OrderedDict({holder}=nn.Sequential(*layers)))",
+        ]
     last = net.block.stride_block is StrideBlock.LAST
     rule = net.shortcut
     zero_pad = rule.changing is ShortcutKind.ZERO_PAD
@@ -283,7 +312,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
             *indented(call_lines(f"block = {block_class}", block_args, 12)),
             "    layers.append(block)",
             "    self.in_planes = out_planes",
-            "return nn.Sequential(*layers)",
+            *make_return,
         ]
     else:
         # the first block carries the stride; the others keep the shape, so their shortcut is the identity
@@ -292,7 +321,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
             f"out_planes = planes * {block_class}.expansion",
             "downsample = self._shortcut(out_planes, stride)",
             *_first_and_others(block_class, drop_path),
-            "return nn.Sequential(*layers)",
+            *make_return,
         ]
     always = first_block and not last  # _shortcut is only asked about first blocks
     takes_first = first_block and last
@@ -304,29 +333,24 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         raise CodegenError("projection shortcuts differ in their bias")
     bias = next(iter(biases)) if biases else bool(shared_bias)
     conv = _conv_call("conv1x1", ["self.in_planes", "out_planes", "stride"], bias, shared_bias)
-    project = [
-        "return nn.Sequential(",
-        f"    {conv},",
-        *(["    norm(out_planes),"] if rule.norm else []),
-        ")",
-    ]
+    modules = [("shortcut_conv", conv), *([("shortcut_bn", "norm(out_planes)")] if rule.norm else [])]
     if rule.avg_down:
         conv = _conv_call("conv1x1", ["self.in_planes", "out_planes"], bias, shared_bias)
+        modules = [("shortcut_pool", "pool"), ("shortcut_conv", conv), *modules[1:]]
+    project = _sequential(graph, modules)
+    if rule.avg_down:
+        place = torch_shortcut_place(graph, "shortcut_conv")
         project = [
             *comment(
                 "timm's avg_down (ResNet-D, He et al. 2019): a 2x2 average pool subsamples, so the "
                 "1x1 convolution sees every pixel. Where the block does not stride, nn.Identity() "
-                "keeps timm's module places (downsample.1 is the convolution).",
+                f"keeps timm's module places (downsample.{place} is the convolution).",
                 8,
             ),
             "pool = nn.Identity()",
             "if stride != 1:",
             "    pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)",
-            "return nn.Sequential(",
-            "    pool,",
-            f"    {conv},",
-            *(["    norm(out_planes),"] if rule.norm else []),
-            ")",
+            *project,
         ]
     if rule.wide:
         conv1 = _conv_call("conv1x1", ["self.in_planes", "out_planes"], bias, shared_bias)
@@ -444,3 +468,15 @@ def _drop_path_view(graph: LayerGraph) -> dict[str, list[str]]:
             ]
         ),
     }
+
+
+def _sequential(graph: LayerGraph, modules: list[tuple[str, str]]) -> list[str]:
+    """``return nn.Sequential(...)`` of a projection's modules (role, constructor) at their places in
+    the downsample module: in order (0, 1, ...), or by name through an OrderedDict (timm's ResNetV2)."""
+    places = [torch_shortcut_place(graph, role) for role, _ in modules]
+    if places == [str(i) for i in range(len(places))]:
+        return ["return nn.Sequential(", *(f"    {ctor}," for _, ctor in modules), ")"]
+    if not all(place.isidentifier() for place in places):
+        raise CodegenError(f"shortcut places {places} are neither 0, 1, ... nor names")
+    named = [f"        {place}={ctor}," for place, (_, ctor) in zip(places, modules, strict=True)]
+    return ["return nn.Sequential(", "    OrderedDict(", *named, "    )", ")"]

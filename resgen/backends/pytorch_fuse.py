@@ -12,7 +12,7 @@ from typing import Any
 
 from resgen.codegen import CodegenError, comment, literal
 from resgen.graph import LayerGraph
-from resgen.naming import torch_module, torch_path
+from resgen.naming import torch_module, torch_path, torch_path_in_block
 
 
 def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -32,28 +32,26 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
         conv = graph[source]
         if conv.kind != "conv2d" or len(graph.consumers(source)) != 1:
             continue
+        if getattr(conv.op, "standardize", None) is not None:
+            continue  # a weight-standardized convolution's kernel is not the weight it computes with
         pair = (torch_path(graph, conv.name), torch_path(graph, bn.name))
         where = (bn.stage, bn.block)
         if bn.stage is None or (conv.stage, conv.block) != where:
             model_pairs.append(pair)
             continue
-        pair = (_in_block(pair[0]), _in_block(pair[1]))
+        pair = (torch_path_in_block(graph, conv.name), torch_path_in_block(graph, bn.name))
         held.setdefault(where, set()).add(pair)
         if pair not in block_pairs:
             block_pairs.append(pair)
     # The table is per class: a pair must hold in every block that has both modules.
     for (stage, block), layers in graph.block_layers().items():
-        paths = [torch_module(graph, x.name) for x in layers]
-        present = {_in_block(path) for path in paths if path is not None}
+        present = {
+            torch_path_in_block(graph, x.name) for x in layers if torch_module(graph, x.name) is not None
+        }
         for pair in block_pairs:
             if set(pair) <= present and pair not in held.get((stage, block), set()):
                 raise CodegenError(f"{pair} folds in some blocks but not in stage{stage}.block{block}")
     return model_pairs, block_pairs
-
-
-def _in_block(path: str) -> str:
-    """A module path relative to its block: layer2.0.downsample.0 -> downsample.0."""
-    return path.split(".", 2)[2]
 
 
 def _string(path: str) -> str:

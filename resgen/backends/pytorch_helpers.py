@@ -1,6 +1,6 @@
 """PyTorch backend, what the generated module states once: BatchNorm and L2 settings, the
 ``conv3x3``/``conv1x1`` helpers, and which helper classes the network needs (TensorFlow "same"
-padding, option A shortcuts, squeeze-and-excitation).
+padding, weight standardization, option A shortcuts, squeeze-and-excitation).
 """
 
 from __future__ import annotations
@@ -117,8 +117,11 @@ def drop_path_lines(graph: LayerGraph) -> list[str]:
 
 
 def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | None) -> dict[str, Any]:
-    """The conv3x3 and conv1x1 helpers."""
+    """The conv3x3 and conv1x1 helpers (of StdConv2d where the network standardizes its weights)."""
     tf_same = graph.network.padding is PadMode.TF_SAME
+    conv1x1_class = "nn.Conv2d"
+    if graph.network.weight_standardization is not None:
+        conv_class = conv1x1_class = "StdConv2d"
     if shared_bias is not None:
         bias_params, bias_arg = [], literal(shared_bias)
     else:
@@ -129,11 +132,14 @@ def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | No
     conv3x3_args += ["groups=groups", f"bias={bias_arg}"]
     conv1x1_args = ["in_planes", "out_planes", "kernel_size=1", "stride=stride", f"bias={bias_arg}"]
     doc3 = '3x3 convolution with TensorFlow "same" padding.' if tf_same else "3x3 convolution, padding 1."
-    doc1 = (
-        '1x1 convolution; TensorFlow "same" padding is none for a 1x1 at any stride.'
-        if tf_same
-        else "1x1 convolution."
-    )
+    if conv1x1_class == "StdConv2d":
+        doc3, doc1 = "Weight-standardized 3x3 convolution, padding 1.", "Weight-standardized 1x1 convolution."
+    else:
+        doc1 = (
+            '1x1 convolution; TensorFlow "same" padding is none for a 1x1 at any stride.'
+            if tf_same
+            else "1x1 convolution."
+        )
     params3 = ["in_planes: int", "out_planes: int", "stride: int = 1", "groups: int = 1", *bias_params]
     params1 = ["in_planes: int", "out_planes: int", "stride: int = 1", *bias_params]
     return {
@@ -143,9 +149,9 @@ def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | No
             "body": call_lines(f"return {conv_class}", conv3x3_args, 4),
         },
         "conv1x1": {
-            "signature": call_lines("def conv1x1", params1, 0, " -> nn.Conv2d:"),
+            "signature": call_lines("def conv1x1", params1, 0, f" -> {conv1x1_class}:"),
             "doc": docstring([doc1], 4),
-            "body": call_lines("return nn.Conv2d", conv1x1_args, 4),
+            "body": call_lines(f"return {conv1x1_class}", conv1x1_args, 4),
         },
     }
 
@@ -155,6 +161,7 @@ def helper_sections(graph: LayerGraph) -> list[str]:
     zero_pad = any(b.shortcut == "zero_pad" for b in graph.blocks)
     return [
         *(["torch/conv2d_same.py.j2"] if graph.network.padding is PadMode.TF_SAME else []),
+        *(["torch/std_conv.py.j2"] if graph.network.weight_standardization is not None else []),
         *(["torch/zero_pad_shortcut.py.j2"] if zero_pad else []),
         *(
             ["torch/squeeze_excite.py.j2"]
@@ -265,3 +272,9 @@ def _zero_init_lines(graph: LayerGraph, block_class: str) -> list[str]:
         f"    if isinstance(m, {block_class}):",
         f"        nn.init.zeros_(m.{role}.weight)",
     ]
+
+
+def std_conv_view(graph: LayerGraph) -> dict[str, str]:
+    """StdConv2d's epsilon, as a literal (empty without weight standardization)."""
+    eps = graph.network.weight_standardization
+    return {} if eps is None else {"eps": literal(eps)}
