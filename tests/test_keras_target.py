@@ -137,7 +137,7 @@ def test_file_grows_with_stages_not_depth() -> None:
     lines = {name: len(generated_text("keras", name).splitlines()) for name in PRESETS}
     for short, deep in SAME_DESIGN:
         assert abs(lines[deep] - lines[short]) < 10, (short, deep)
-    assert max(lines.values()) < 350, max(lines.items(), key=lambda kv: kv[1])
+    assert max(lines.values()) < 400, max(lines.items(), key=lambda kv: kv[1])
 
 
 @pytest.mark.parametrize("seed_pair", [("0", "1")])
