@@ -17,7 +17,6 @@ only read it. Nothing after lowering reads the spec.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +24,7 @@ from enum import StrEnum
 import networkx as nx
 
 from resgen.errors import Path
+from resgen.graph_addons import AntiAliasDesign, EcaDesign, SqueezeExciteDesign
 from resgen.graph_training import Distribution, InitSettings, L2Settings
 from resgen.ops import (
     OP_TYPES,
@@ -58,6 +58,7 @@ __all__ = [
     "OPS",
     "OP_TYPES",
     "Add",
+    "AntiAliasDesign",
     "AvgPool",
     "BatchNorm",
     "BlockDesign",
@@ -206,45 +207,6 @@ class NormSettings:
     momentum: float
     group: bool = False  # GroupNorm rather than BatchNorm
     groups: int = 32
-
-
-@dataclass(frozen=True)
-class SqueezeExciteDesign:
-    """Squeeze-and-excitation: reduced width = make_divisible(out_channels * ratio, divisor) (timm)."""
-
-    ratio: float
-    divisor: int
-
-    def reduced(self, channels: int) -> int:
-        """timm's make_divisible with round_limit 0: the nearest multiple of divisor, at least divisor."""
-        return max(self.divisor, int(channels * self.ratio + self.divisor / 2) // self.divisor * self.divisor)
-
-
-@dataclass(frozen=True)
-class EcaDesign:
-    """ECA: kernel size from the channel count (timm's EcaModule)."""
-
-    gamma: int
-    beta: int
-
-    def kernel_size(self, channels: int) -> int:
-        """t = int(|log2(channels) + beta| / gamma), made odd, at least 3 (math.log(c, 2), as timm)."""
-        t = int(abs(math.log(channels, 2) + self.beta) / self.gamma)
-        return max(t if t % 2 else t + 1, 3)
-
-
-@dataclass(frozen=True)
-class AntiAliasDesign:
-    """Anti-aliasing of strided blocks (timm's aa_layer): a 2x2 average pool or a blur pool."""
-
-    blur: bool
-    filter_size: int = 3  # of the blur pool
-
-    def op(self, channels: int, stride: int) -> Op:
-        """The pool that carries a stride of `stride` on `channels` channels."""
-        if self.blur:
-            return BlurPool(channels, self.filter_size, stride)
-        return AvgPool(kernel_size=stride, stride=stride)
 
 
 @dataclass(frozen=True)

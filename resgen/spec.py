@@ -25,16 +25,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from resgen.spec_ends import (
+from resgen.spec_parts import (
     AntiAlias,
+    Attention,
     AvgPoolAntiAlias,
     BlurAntiAlias,
     ConvStem,
     DeepStem,
+    EfficientChannelAttention,
     GlobalPoolHead,
     Head,
     PoolFlattenHead,
     SpecModel,
+    SqueezeExcite,
     Stem,
     StemPool,
 )
@@ -42,14 +45,17 @@ from resgen.spec_training import Init, Regularization
 
 __all__ = [
     "AntiAlias",
+    "Attention",
     "AvgPoolAntiAlias",
     "BlurAntiAlias",
     "ConvStem",
     "DeepStem",
+    "EfficientChannelAttention",
     "GlobalPoolHead",
     "Head",
     "PoolFlattenHead",
     "Spec",
+    "SqueezeExcite",
     "Stem",
     "StemPool",
 ]
@@ -108,37 +114,6 @@ class Stage(_Model):
     """Base width of the blocks (torchvision's "planes"); each block outputs filters * expansion channels."""
     stride: int = Field(ge=1, le=4)
     """Downsampling factor of the stage, applied in one block (see block.stride_block)."""
-
-
-class SqueezeExcite(_Model):
-    """Squeeze-and-excitation (Hu et al. 2018), as timm's SEModule: at the end of the residual branch,
-    a global average pool, a 1x1 convolution down to `ratio` of the channels (rounded as timm's
-    make_divisible rounds: to the nearest multiple of `divisor`, at least `divisor`), ReLU, a 1x1
-    convolution back, and a sigmoid that scales the branch's channels."""
-
-    kind: Literal["se"]
-    """Attention kind."""
-    ratio: float = Field(default=0.0625, gt=0.0, le=1.0)
-    """Reduced width as a fraction of the block's output channels (timm: 1/16; ResNet-RS: 1/4)."""
-    divisor: int = Field(default=8, ge=1, le=64)
-    """The reduced width is rounded to a multiple of this."""
-
-
-class EfficientChannelAttention(_Model):
-    """ECA (Wang et al. 2020), as timm's EcaModule: at the end of the residual branch, a global average
-    pool, a 1-D convolution across the channels (no bias), and a sigmoid that scales the branch's
-    channels. Kernel size from the channel count C: t = int(|log2(C) + beta| / gamma), made odd, at
-    least 3."""
-
-    kind: Literal["eca"]
-    """Attention kind."""
-    gamma: int = Field(default=2, ge=1, le=16)
-    """Divisor in the kernel-size rule (timm and the paper: 2)."""
-    beta: int = Field(default=1, ge=0, le=16)
-    """Offset in the kernel-size rule (timm and the paper: 1)."""
-
-
-Attention = Annotated[SqueezeExcite | EfficientChannelAttention, Field(discriminator="kind")]
 
 
 class _BlockBase(_Model):

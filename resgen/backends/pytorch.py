@@ -22,13 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers
+from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers, pytorch_stages
 from resgen.codegen import CodegenError, call_lines, comment, docstring, indented, literal, plural
 from resgen.graph import (
     OPS,
     BlurPool,
     Conv2d,
-    EcaDesign,
     Layer,
     LayerGraph,
     MaxPool,
@@ -36,7 +35,7 @@ from resgen.graph import (
     PadValue,
     Scope,
 )
-from resgen.naming import torch_module, torch_path, torch_paths_doc
+from resgen.naming import torch_module, torch_path
 from resgen.passes import Analysis
 
 template = "torch/model.py.j2"
@@ -317,24 +316,6 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
     return init, forward
 
 
-def _module_doc(graph: LayerGraph, analysis: Analysis) -> list[str]:
-    net = graph.network
-    out = graph.output
-    inp = graph["input"].op
-    what = "class probabilities (softmax)" if out.kind == "softmax" else "logits"
-    count = analysis.totals()
-    return docstring(
-        [
-            net.description or f"The ResNet of spec {net.name}.",
-            f"Input: {inp.channels}x{inp.height}x{inp.width} images (N, C, H, W). "  # type: ignore[union-attr]
-            f"Output: {analysis.shape(out.name)[0]} {what}. Learnable parameters: {count['params']:,}; "
-            f"BatchNorm running statistics: {count['non_trainable_params']:,}.",
-            f"{torch_paths_doc(graph)} Build the network with build_model().",
-        ],
-        0,
-    )
-
-
 def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     """Every value templates/torch/model.py.j2 prints, already turned into code text."""
     net = graph.network
@@ -348,9 +329,9 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     stem_init, stem_forward = _top_level(Scope.STEM, ctx, seen)
     head_init, head_forward = _top_level(Scope.HEAD, ctx, seen)
     block = pytorch_blocks.block_view(graph, shared_bias)
-    stages = pytorch_blocks.stages_view(graph, block["name"], shared_bias)
+    stages = pytorch_stages.stages_view(graph, block["name"], shared_bias)
     return {
-        "module_doc": _module_doc(graph, analysis),
+        "module_doc": pytorch_helpers.module_doc(graph, analysis),
         "bn": pytorch_helpers.bn_view(graph),
         "l2_lines": pytorch_helpers.l2_lines(graph),
         "drop_path_lines": pytorch_helpers.drop_path_lines(graph),
@@ -358,15 +339,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "se": pytorch_helpers.se_view(graph),
         "eca": pytorch_helpers.eca_view(graph),
         "std_conv": pytorch_helpers.std_conv_view(graph),
-        "stdlib_imports": [
-            "import copy",
-            *(
-                ["import math"]
-                if isinstance(net.block.attention, EcaDesign) or graph.of_kind("blur_pool")
-                else []
-            ),
-            *(["from collections import OrderedDict"] if pytorch_blocks.named_places(graph) else []),
-        ],
+        "stdlib_imports": pytorch_helpers.stdlib_imports(graph),
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2.any else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),
         "block": block,

@@ -18,7 +18,8 @@ from resgen.codegen import (
     literal,
 )
 from resgen.graph import Distribution, EcaDesign, LayerGraph, PadMode, Scope, SqueezeExciteDesign
-from resgen.naming import torch_path
+from resgen.naming import torch_path, torch_paths_doc, torch_stage_blocks
+from resgen.passes import Analysis
 
 
 def bn_view(graph: LayerGraph) -> dict[str, list[str]]:
@@ -278,3 +279,37 @@ def std_conv_view(graph: LayerGraph) -> dict[str, str]:
     """StdConv2d's epsilon, as a literal (empty without weight standardization)."""
     eps = graph.network.weight_standardization
     return {} if eps is None else {"eps": literal(eps)}
+
+
+# --- the module's docstring and standard-library imports ----------------------------------------------
+
+
+def module_doc(graph: LayerGraph, analysis: Analysis) -> list[str]:
+    """The generated module's docstring: what the network is, its input, output and counts, and paths."""
+    net = graph.network
+    out = graph.output
+    inp = graph["input"].op
+    what = "class probabilities (softmax)" if out.kind == "softmax" else "logits"
+    count = analysis.totals()
+    return docstring(
+        [
+            net.description or f"The ResNet of spec {net.name}.",
+            f"Input: {inp.channels}x{inp.height}x{inp.width} images (N, C, H, W). "  # type: ignore[union-attr]
+            f"Output: {analysis.shape(out.name)[0]} {what}. Learnable parameters: {count['params']:,}; "
+            f"BatchNorm running statistics: {count['non_trainable_params']:,}.",
+            f"{torch_paths_doc(graph)} Build the network with build_model().",
+        ],
+        0,
+    )
+
+
+def stdlib_imports(graph: LayerGraph) -> list[str]:
+    """copy for fuse_batchnorm; math for ECA's kernel rule and the blur filter; OrderedDict for
+    timm's ResNetV2 module names."""
+    math = isinstance(graph.network.block.attention, EcaDesign) or graph.of_kind("blur_pool")
+    ordered = torch_stage_blocks(graph) is not None  # timm's ResNetV2: named nn.Sequential places
+    return [
+        "import copy",
+        *(["import math"] if math else []),
+        *(["from collections import OrderedDict"] if ordered else []),
+    ]

@@ -1,4 +1,5 @@
-"""The spec format, continued: the layers before the first stage (stems) and after the last (heads).
+"""The spec format, continued: the layers before the first stage (stems), after the last (heads), and
+the add-ons a residual block can carry (channel attention, anti-aliasing).
 
 Part of `resgen.spec`, which re-exports these models; the conventions stated there hold here.
 """
@@ -17,6 +18,37 @@ class SpecModel(BaseModel):
 
 
 _Model = SpecModel
+
+
+class SqueezeExcite(_Model):
+    """Squeeze-and-excitation (Hu et al. 2018), as timm's SEModule: at the end of the residual branch,
+    a global average pool, a 1x1 convolution down to `ratio` of the channels (rounded as timm's
+    make_divisible rounds: to the nearest multiple of `divisor`, at least `divisor`), ReLU, a 1x1
+    convolution back, and a sigmoid that scales the branch's channels."""
+
+    kind: Literal["se"]
+    """Attention kind."""
+    ratio: float = Field(default=0.0625, gt=0.0, le=1.0)
+    """Reduced width as a fraction of the block's output channels (timm: 1/16; ResNet-RS: 1/4)."""
+    divisor: int = Field(default=8, ge=1, le=64)
+    """The reduced width is rounded to a multiple of this."""
+
+
+class EfficientChannelAttention(_Model):
+    """ECA (Wang et al. 2020), as timm's EcaModule: at the end of the residual branch, a global average
+    pool, a 1-D convolution across the channels (no bias), and a sigmoid that scales the branch's
+    channels. Kernel size from the channel count C: t = int(|log2(C) + beta| / gamma), made odd, at
+    least 3."""
+
+    kind: Literal["eca"]
+    """Attention kind."""
+    gamma: int = Field(default=2, ge=1, le=16)
+    """Divisor in the kernel-size rule (timm and the paper: 2)."""
+    beta: int = Field(default=1, ge=0, le=16)
+    """Offset in the kernel-size rule (timm and the paper: 1)."""
+
+
+Attention = Annotated[SqueezeExcite | EfficientChannelAttention, Field(discriminator="kind")]
 
 
 class AvgPoolAntiAlias(_Model):
