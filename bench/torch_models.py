@@ -1,7 +1,7 @@
 """Generated torch models against the hand-written references, and the generated options.
 
-References: torchvision's resnet18 and resnet50, timm's resnet50d (``pretrained=False``), and
-`cifar_reference.resnet56` for cifar_resnet56. Each generated model loads its reference's state
+References: torchvision's resnet18 and resnet50, timm's resnet50d and seresnext50_32x4d
+(``pretrained=False``), and `cifar_reference.resnet56` for cifar_resnet56. Each generated model loads its reference's state
 dict (``strict=True``), after the reference's BatchNorm statistics were calibrated on a random
 batch, so both hold the same weights and compute the same function (the largest output difference
 is recorded with every comparison).
@@ -49,6 +49,13 @@ def cases(image_side: int) -> list[Case]:
             "resnet50d",
             "timm resnet50d",
             lambda: timm.create_model("resnet50d", pretrained=False),
+            image_side,
+            1000,
+        ),
+        Case(
+            "seresnext50_32x4d",
+            "timm seresnext50_32x4d",
+            lambda: timm.create_model("seresnext50_32x4d", pretrained=False),
             image_side,
             1000,
         ),

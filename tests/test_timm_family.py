@@ -390,6 +390,40 @@ def test_planted_floor_mode_average_pool_fails() -> None:
     assert planted_failure("resnet10t", (65, 47), torch_source=planted)
 
 
+def test_count_include_pad_cannot_matter_without_padding() -> None:
+    """timm's avg_down pools with count_include_pad=False, but it pads nothing: torch clips a ceil-mode
+    edge window to the input either way, so the flag cannot change the function (resgen writes it as
+    timm does). Counting padding in the mean does matter; the next test plants that in Keras."""
+    source = resgen.render("resnet10t", "torch")
+    planted = source.replace("count_include_pad=False", "count_include_pad=True")
+    assert planted != source
+    assert not planted_failure("resnet10t", (65, 47), torch_source=planted)
+
+
+# A Keras average pool that pads the edge with zeros and counts them in the mean (what
+# count_include_pad=True would do to a padded pool): the edge windows average in zeros.
+COUNTED_PAD_POOL = """
+
+def counted_pad_pool(pool_size, strides, padding, data_format, name):
+    pool = layers.AveragePooling2D(pool_size, strides=strides, padding="valid", name=name)
+
+    def apply(x):
+        h, w = x.shape[1] % 2, x.shape[2] % 2
+        return pool(layers.ZeroPadding2D(((0, h), (0, w)), name=name + "_zeros")(x))
+
+    return apply
+"""
+
+
+def test_planted_padding_counted_in_the_mean_fails() -> None:
+    source = resgen.render("resnet10t", "keras")
+    marker = "\nINPUT_SHAPE = "
+    assert marker in source and "layers.AveragePooling2D(" in source
+    planted = source.replace("layers.AveragePooling2D(", "counted_pad_pool(")
+    planted = planted.replace(marker, COUNTED_PAD_POOL + marker, 1)
+    assert planted_failure("resnet10t", (65, 47), keras_source=planted)
+
+
 def test_planted_valid_padding_average_pool_fails() -> None:
     source = resgen.render("resnet10t", "keras")
     head = "layers.AveragePooling2D("
