@@ -18,6 +18,7 @@ class Distribution(StrEnum):
     UNIFORM_FAN_IN = "uniform_fan_in"  # U(+-1 / sqrt(fan_in)): torch's default for Conv and Linear
     GLOROT_UNIFORM = "glorot_uniform"  # U(+-sqrt(6 / (fan_in + fan_out))): Keras' default kernels
     ZEROS = "zeros"  # Keras' default biases
+    NORMAL_0_01 = "normal_0.01"  # N(0, 0.01^2): timm's ResNetV2 classifier
 
 
 @dataclass(frozen=True)

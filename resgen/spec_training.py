@@ -44,6 +44,7 @@ class Regularization(_Model):
 
 
 KernelInit = Literal["he_normal_fan_out", "uniform_fan_in", "glorot_uniform"]
+ClassifierInit = Literal["he_normal_fan_out", "uniform_fan_in", "glorot_uniform", "normal_0.01"]
 
 
 class Init(_Model):
@@ -56,8 +57,9 @@ class Init(_Model):
 
     conv: KernelInit = "he_normal_fan_out"
     """Kernels of the 2-D convolutions (stem, blocks, shortcuts, squeeze-and-excitation)."""
-    dense: KernelInit = "uniform_fan_in"
-    """Kernel of the classifier."""
+    dense: ClassifierInit = "uniform_fan_in"
+    """Kernel of the classifier, a dense layer or a 1x1 convolution; normal_0.01 is N(0, 0.01^2), as
+    timm's ResNetV2 starts its head.fc."""
     eca: KernelInit = "uniform_fan_in"
     """Kernel of ECA's 1-D convolution across channels (timm keeps torch's default)."""
     bias: Literal["uniform_fan_in", "zeros"] = "uniform_fan_in"

@@ -179,6 +179,8 @@ def _check(values: np.ndarray, dist: Distribution, fan_in: int, fan_out: int, wh
         return values
     if dist is Distribution.HE_NORMAL_FAN_OUT:
         sigma = math.sqrt(2.0 / fan_out)
+    elif dist is Distribution.NORMAL_0_01:
+        sigma = 0.01
     else:
         bound = (
             1 / math.sqrt(fan_in)
@@ -201,10 +203,19 @@ def _expected(graph: LayerGraph, layer: Any, part: str) -> Distribution:
         return init.bias
     if layer.zero_init:
         return Distribution.ZEROS
-    return {"conv2d": init.conv, "dense": init.dense, "channel_conv1d": init.eca}[layer.kind]
+    if layer.role == "fc":  # the classifier, a dense layer or a 1x1 convolution (timm's ResNetV2)
+        return init.dense
+    return {"conv2d": init.conv, "channel_conv1d": init.eca}[layer.kind]
 
 
-INIT_PRESETS = ["resnet18", "seresnet50", "ecaresnet26t", "keras_resnet50", "rosebrock_cifar10"]
+INIT_PRESETS = [
+    "resnet18",
+    "seresnet50",
+    "ecaresnet26t",
+    "keras_resnet50",
+    "rosebrock_cifar10",
+    "resnetv2_50x1_bit",  # timm's ResNetV2: its 1x1-convolution classifier from N(0, 0.01^2), bias 0
+]
 
 
 @pytest.mark.parametrize("name", INIT_PRESETS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from resgen.codegen import comment, literal
-from resgen.graph import Conv2d, Distribution, Layer, LayerGraph
+from resgen.graph import Conv2d, Distribution, Layer, LayerGraph, Scope
 
 if TYPE_CHECKING:
     from resgen.backends.keras3_sites import Site
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _KERNEL_HELPER = {
     Distribution.HE_NORMAL_FAN_OUT: "he_normal_fan_out()",
     Distribution.UNIFORM_FAN_IN: "uniform_fan_in()",
+    Distribution.NORMAL_0_01: "keras.initializers.RandomNormal(stddev=0.01)",
 }
 
 _HELPERS = {
@@ -50,7 +51,9 @@ _HELPERS = {
 
 def _kernel_dist(graph: LayerGraph, layer: Layer) -> Distribution:
     init = graph.network.init
-    return {"conv2d": init.conv, "dense": init.dense, "channel_conv1d": init.eca}[layer.kind]
+    if layer.scope is Scope.HEAD:  # the classifier, a dense layer or a 1x1 convolution
+        return init.dense
+    return {"conv2d": init.conv, "channel_conv1d": init.eca}[layer.kind]
 
 
 def _biased(layer: Layer) -> bool:

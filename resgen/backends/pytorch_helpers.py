@@ -196,12 +196,14 @@ def eca_view(graph: LayerGraph) -> dict[str, str]:
 _TORCH_INIT = {
     Distribution.HE_NORMAL_FAN_OUT: 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
     Distribution.GLOROT_UNIFORM: "nn.init.xavier_uniform_(m.weight)",
+    Distribution.NORMAL_0_01: "nn.init.normal_(m.weight, std=0.01)",
 }
 WORDS = {
     Distribution.HE_NORMAL_FAN_OUT: "N(0, 2 / fan_out)",
     Distribution.UNIFORM_FAN_IN: "U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))",
     Distribution.GLOROT_UNIFORM: "U(-a, a) with a = sqrt(6 / (fan_in + fan_out))",
     Distribution.ZEROS: "zeros",
+    Distribution.NORMAL_0_01: "N(0, 0.01^2)",
 }
 
 
@@ -212,7 +214,8 @@ def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
     kinds = [("nn.Conv2d", "conv2d", init.conv, "convolution kernels")]
     if graph.of_kind("channel_conv1d"):
         kinds.append(("nn.Conv1d", "channel_conv1d", init.eca, "ECA's kernel"))
-    kinds.append(("nn.Linear", "dense", init.dense, "the classifier's kernel"))
+    if graph.of_kind("dense"):
+        kinds.append(("nn.Linear", "dense", init.dense, "the classifier's kernel"))
     branches: dict[tuple[str, ...], list[str]] = {}
     said: dict[Distribution, list[str]] = {}
     kept = []
@@ -248,7 +251,22 @@ def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
     for i, (statements, classes) in enumerate(branches.items()):
         test = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
         lines += [f"    {'if' if i == 0 else 'elif'} isinstance(m, {test}):", *indented(statements, 2)]
-    return lines + _zero_init_lines(graph, block_class)
+    return lines + _conv_classifier_lines(graph) + _zero_init_lines(graph, block_class)
+
+
+def _conv_classifier_lines(graph: LayerGraph) -> list[str]:
+    """A classifier that is a 1x1 convolution (timm's ResNetV2 head.fc) starts by the classifier's rule."""
+    init = graph.network.init
+    classifiers = [x for x in graph.of_kind("conv2d") if x.scope is Scope.HEAD]
+    if not classifiers or init.dense is init.conv:
+        return []
+    (fc,) = classifiers
+    statement = _TORCH_INIT.get(init.dense)
+    if statement is None:  # torch's default would have to undo the convolution rule of the loop
+        raise CodegenError(f"{fc.name}: a 1x1 convolution classifier needs a stated initialization")
+    weight = f"self.{torch_path(graph, fc.name)}.weight"
+    note = f"The classifier, a 1x1 convolution, starts as the spec's classifier says: {WORDS[init.dense]}."
+    return [*comment(note, 8), statement.replace("m.weight", weight)]
 
 
 def _join(items: list[str]) -> str:
