@@ -94,6 +94,11 @@ class StemPool(_Model):
     def _average_without_padding(self) -> StemPool:
         if self.kind == "avg" and self.padding:
             raise ValueError("an average pool here has no padding: set padding: 0")
+        if self.padding > self.kernel_size // 2:  # torch's MaxPool2d refuses more when it runs
+            raise ValueError(
+                f"a {self.kernel_size}x{self.kernel_size} max-pool pads at most half its kernel, "
+                f"{self.kernel_size // 2}, on each side (torch's nn.MaxPool2d refuses more)"
+            )
         if self.kind == "avg" and self.anti_alias is not None:
             raise ValueError("anti_alias needs a max-pool: set kind: max, or anti_alias: null")
         return self

@@ -99,8 +99,8 @@ EXPECTED = [
     ),
     (
         "collapse_stage.yaml",
-        ":8:38",
-        "stages[1].stride: layer stage2.block1.conv1: a 3x3 convolution with stride 2 gets a 1x32 map: the spatial size has collapsed; use a larger input or fewer strides",
+        ":4:91",
+        "stem.pool.stride: layer stem.pool: a 3x3 max-pool with stride 2 and padding 0 gets a 1x32 map and would output 0x15: the spatial size has collapsed; use a larger input or fewer strides",
     ),
     (
         "control_char_in_key.json",
