@@ -8,7 +8,6 @@ produces a traceback.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import click
 
 from resgen import __version__, load
-from resgen.cli_common import OutputPath, fail, guarded, input_size, non_empty_dir, set_debug
+from resgen.cli_common import OutputDir, OutputPath, fail, guarded, input_size, set_debug, shell_quote
 from resgen.compiler import Compiled, compile_spec
 from resgen.errors import SpecErrors, shown
 
@@ -103,9 +102,8 @@ def presets() -> None:
 )
 @click.option(
     "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputDir(),
     default=None,
-    callback=lambda _ctx, _param, value: non_empty_dir(value),
     help="Directory for NAME.py per spec.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any output is stale or missing.")
@@ -155,8 +153,8 @@ def _print_check(
     if report.ok:
         click.echo(f"{len(report.fresh)} file(s) up to date")
         return 0
-    where = f"-o {shlex.quote(output)}" if output else f"--out-dir {shlex.quote(str(out_dir))}"
-    fix = f"resgen render {' '.join(shlex.quote(s) for s in specs)} --target {target} {where}"
+    where = f"-o {shell_quote(output)}" if output else f"--out-dir {shell_quote(str(out_dir))}"
+    fix = f"resgen render {' '.join(shell_quote(s) for s in specs)} --target {target} {where}"
     if report.outdated:
         click.echo(f"{len(report.outdated)} file(s) out of date; to regenerate, run:\n  {fix}")
     if report.orphans:

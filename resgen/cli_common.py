@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -51,9 +52,10 @@ def missing_extra(exc: ModuleNotFoundError) -> str | None:
     top = (exc.name or "").split(".")[0]
     if top not in OPTIONAL_MODULES:
         return None
-    command = " ".join(sys.argv[1:3]) if len(sys.argv) > 1 else "this command"
+    ctx = click.get_current_context(silent=True)
+    command = f"`{ctx.command_path}`" if ctx is not None else "this command"
     return (
-        f"resgen: error: `resgen {command}` needs {top}, which is not installed; "
+        f"resgen: error: {command} needs {top}, which is not installed; "
         f"install the frameworks extra: pip install 'resgen[{FRAMEWORK_EXTRA}]'"
     )
 
@@ -72,9 +74,7 @@ def guarded(func: F) -> F:
         except BrokenPipeError:
             sys.stderr.close()
             sys.exit(0)
-        except BaseException as exc:
-            if debugging() and not isinstance(exc, KeyboardInterrupt):
-                traceback.print_exc(file=sys.stderr)
+        except Exception as exc:
             _report(exc, RenderError)
             raise
 
@@ -95,6 +95,8 @@ def _report(exc: BaseException, render_error: type[Exception]) -> None:
         where = shown(exc.filename) if exc.filename else "resgen"
         fail(f"{where}: error: {exc.strerror or exc}")
     if isinstance(exc, Exception):  # a bug in resgen: say so in one line
+        if debugging():
+            traceback.print_exception(exc, file=sys.stderr)
         fail(
             f"resgen: internal error: {type(exc).__name__}: {exc}. "
             "This is a bug in resgen; please report it with the spec that caused it "
@@ -124,11 +126,36 @@ class OutputPath(click.ParamType):
         return Path(text) if not self.stdout else text
 
 
-def non_empty_dir(value: Path | None) -> Path | None:
-    """Check --out-dir: an empty string would mean the current directory by accident."""
-    if value is not None and not str(value).strip():
-        raise click.BadParameter("the path is empty; give a directory", param_hint="'--out-dir'")
-    return value
+class OutputDir(click.ParamType):
+    """A directory to write into: never empty (that would be the current directory by accident), never
+    an existing file."""
+
+    name = "DIR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = os.fspath(value)
+        if not text.strip():
+            self.fail("the path is empty; give a directory", param, ctx)
+        if os.path.lexists(text) and not os.path.isdir(text):
+            self.fail(f"'{shown(text)}' is not a directory", param, ctx)
+        return Path(text)
+
+
+def shell_quote(arg: str) -> str:
+    """`arg` quoted for a shell command line users copy; bash's $'...' where it has control characters,
+    so that the line printed is one line and carries no escapes."""
+    if arg.isprintable():
+        return shlex.quote(arg)
+    body = "".join(
+        ch if ch.isprintable() and ch not in "\\'" else ("\\" + ch if ch in "\\'" else _escape(ch))
+        for ch in arg
+    )
+    return f"$'{body}'"
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def input_size(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:

@@ -188,6 +188,8 @@ def _md_code(text: str) -> str:
     """Text in a code span (never a link, image or HTML): the fence is one backtick longer than any
     run of backticks inside; a pipe is escaped for the table around it."""
     flat = " ".join(text.splitlines()).replace("|", "\\|")
+    if not flat:
+        return ""  # an empty cell: two backticks alone are not a code span
     fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
