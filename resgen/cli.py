@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from resgen import __version__, load
-from resgen.cli_common import OutputDir, OutputPath, fail, guarded, input_size, set_debug, shell_quote
+from resgen.cli_common import (
+    OutputDir,
+    OutputPath,
+    buildable,
+    fail,
+    guarded,
+    input_size,
+    set_debug,
+    shell_quote,
+)
 from resgen.compiler import Compiled, compile_spec
 from resgen.errors import SpecErrors, shown
 
@@ -50,8 +59,12 @@ def main(debug: bool) -> None:
 @guarded
 def validate(specs: tuple[str, ...]) -> None:
     """Validate specs and check every layer's shape."""
+    from resgen.report import size_problem
+
     for c in _compile_all(specs):
         click.echo(f"{shown(c.doc.file)}: ok: {c.name}")
+        if problem := size_problem(c):
+            click.echo(f"{shown(c.doc.file)}: warning: {problem}", err=True)
 
 
 @main.command()
@@ -63,6 +76,8 @@ def summary(spec: str, fmt: str) -> None:
     from resgen import report
 
     compiled = compile_spec(spec)
+    if problem := report.size_problem(compiled):
+        click.echo(f"{shown(compiled.doc.file)}: warning: {problem}", err=True)
     data = report.summary(compiled)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
@@ -248,7 +263,7 @@ def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str)
     """Build both targets, move weights both ways, compare outputs and one tap per stage."""
     from resgen import parity as harness
 
-    compiled = compile_spec(spec, input_size=input_size)
+    compiled = buildable(compile_spec(spec, input_size=input_size))
     if device == "cuda":
         import torch
 
@@ -285,7 +300,7 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
     """Convert a weight file of SPEC's torch output into its Keras output, or back."""
     from resgen import weights_io
 
-    compiled = compile_spec(spec)
+    compiled = buildable(compile_spec(spec))
     try:
         count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
     except (ValueError, KeyError) as exc:

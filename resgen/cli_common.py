@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
+from resgen.compiler import Compiled
 from resgen.errors import SpecErrors, shown
 from resgen.files import OutputError
 
@@ -166,3 +167,12 @@ def input_size(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
             param_hint="'--input-size'",
         )
     return value
+
+
+def buildable(compiled: Compiled) -> Compiled:
+    """`compiled`, or exit 2 before anything is allocated when it is too large to build."""
+    from resgen.report import size_problem
+
+    if problem := size_problem(compiled):
+        fail(f"{shown(compiled.doc.file)}: error: {problem}")
+    return compiled

@@ -359,3 +359,65 @@ def test_without_a_framework_the_message_names_the_extra(
     assert "internal error" not in lines[0]
     assert "pip install 'resgen[frameworks]'" in lines[0], lines
     assert list(tmp_path.iterdir()) == [tmp_path / "in.pt"]
+
+
+# --- 8. absurd sizes: warned about, never allocated ------------------------------------------------
+
+HUGE = {
+    **TINY,
+    "name": "huge",
+    "input": {"height": 4096, "width": 4096, "channels": 3},
+    "stem": {"kind": "conv", "filters": 1024, "kernel_size": 7, "stride": 1},
+    "block": {"kind": "bottleneck"},
+    "stages": [{"blocks": 8, "filters": 4096, "stride": 1}],
+}
+WIDE_MAPS = {**TINY, "name": "wide", "input": {"height": 4096, "width": 4096, "channels": 3}}
+WIDE_MAPS["stem"] = {"kind": "conv", "filters": 512, "kernel_size": 3, "stride": 1}
+WIDE_MAPS["stages"] = [{"blocks": 2, "filters": 512, "stride": 1}]
+
+
+@pytest.mark.parametrize(("data", "what"), [(HUGE, "parameters"), (WIDE_MAPS, "layer outputs of one image")])
+def test_an_absurd_size_warns_in_validate_and_summary_and_is_refused_by_builders(
+    data: dict[str, Any], what: str, tmp_path: Path
+) -> None:
+    spec = spec_file(tmp_path, "big.json", **{k: v for k, v in data.items() if k in TINY})
+    for args in (["validate", spec], ["summary", spec, "--format", "json"]):
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
+        assert len(warnings) == 1 and what in warnings[0] and "more than resgen builds" in warnings[0]
+    monkey_blocked = {"torch": None, "keras": None, "tensorflow": None}
+    with pytest.MonkeyPatch.context() as monkeypatch:  # refused before any framework is imported
+        for name, value in monkey_blocked.items():
+            monkeypatch.setitem(sys.modules, name, value)
+        for args in (
+            ["parity", spec],
+            ["weights", "convert", spec, "--from", "torch", "a.pt", "--to", "keras", "b.weights.h5"],
+        ):
+            lines = assert_clean_failure(cli(*args))
+            assert len(lines) == 1 and lines[0].startswith(f"{spec}: error: ") and what in lines[0], lines
+
+
+def test_an_ordinary_network_gets_no_size_warning() -> None:
+    result = cli("validate", "resnet152", "wide_resnet101_2")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+@pytest.mark.framework
+@pytest.mark.parametrize(("height", "width"), [(64, 1), (1, 9)])
+def test_a_one_pixel_side_builds_and_runs_in_both_frameworks(height: int, width: int) -> None:
+    from resgen.compiler import compile_document
+    from resgen.generate import render
+    from resgen.importing import import_generated
+    from tests.test_hostile import as_doc, check_keras, check_torch
+
+    data = {
+        **TINY,
+        "input": {"height": height, "width": width, "channels": 3},
+        "stem": {"kind": "conv", "filters": 4, "kernel_size": 7, "stride": 2, "pool": {"padding": 1}},
+        "stages": [{"blocks": 1, "filters": 4, "stride": 1}, {"blocks": 1, "filters": 8, "stride": 2}],
+    }
+    compiled = compile_document(as_doc(data))
+    assert compiled.analysis.shape("stem.conv")[1:] == ((height + 1) // 2, (width + 1) // 2)
+    check_torch(compiled, import_generated(render(compiled, "torch"), "one_pixel_torch"))
+    check_keras(compiled, import_generated(render(compiled, "keras"), "one_pixel_keras"))
