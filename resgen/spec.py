@@ -23,7 +23,7 @@ import keyword
 import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from resgen.spec_parts import (
@@ -34,6 +34,7 @@ from resgen.spec_parts import (
     ConvStem,
     DeepStem,
     EfficientChannelAttention,
+    Epsilon,
     GlobalPoolHead,
     Head,
     PoolFlattenHead,
@@ -88,20 +89,6 @@ def _strict_int(value: Any) -> Any:
 
 
 One = Annotated[Literal[1], BeforeValidator(_strict_int)]
-FLOAT32_SMALLEST_NORMAL = 1.1754943508222875e-38
-
-
-def _float32_normal(value: float) -> float:
-    """TensorFlow flushes float32 numbers below the smallest normal one to 0: 1 / sqrt(var + 0) is NaN."""
-    if value < FLOAT32_SMALLEST_NORMAL:
-        raise ValueError(
-            f"{value:g} is below float32's smallest normal number, about 1.18e-38, which TensorFlow "
-            "flushes to 0 (the output is then NaN); use 1.2e-38 or more"
-        )
-    return value
-
-
-Epsilon = Annotated[float, Field(gt=0.0, le=1.0), AfterValidator(_float32_normal)]
 
 
 _Model = SpecModel
