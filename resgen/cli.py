@@ -7,59 +7,26 @@ produces a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from resgen import __version__, load
+from resgen.cli_common import (
+    OutputDir,
+    OutputPath,
+    buildable,
+    fail,
+    guarded,
+    input_size,
+    set_debug,
+    shell_quote,
+)
 from resgen.compiler import Compiled, compile_spec
-from resgen.errors import SpecErrors
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> None:
-    """Print one line (whatever the message holds) and exit 2."""
-    click.echo(" ".join(message.split()), err=True)
-    sys.exit(2)
-
-
-def guarded(func: F) -> F:
-    """Turn every failure into located messages on stderr and exit code 2; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from resgen.generate import RenderError
-
-        try:
-            return func(*args, **kwargs)
-        except SpecErrors as exc:
-            for error in exc.errors:
-                click.echo(str(error), err=True)
-            sys.exit(2)
-        except RenderError as exc:
-            _fail(f"resgen: error: {exc}")
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(0)
-        except OSError as exc:
-            where = exc.filename or "resgen"
-            _fail(f"{where}: error: {exc.strerror or exc}")
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except Exception as exc:  # a bug in resgen: say so in one line
-            _fail(
-                f"resgen: internal error: {type(exc).__name__}: {exc}. "
-                "This is a bug in resgen; please report it with the spec that caused it."
-            )
-
-    return wrapper  # type: ignore[return-value]
+from resgen.errors import SpecErrors, shown
 
 
 def _compile_all(specs: tuple[str, ...]) -> list[Compiled]:
@@ -78,11 +45,13 @@ def _compile_all(specs: tuple[str, ...]) -> list[Compiled]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="resgen")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback of a failure (or set RESGEN_DEBUG=1).")
+def main(debug: bool) -> None:
     """resgen: compile a declarative ResNet spec into verified PyTorch and Keras 3 source.
 
     SPEC is a .yaml/.yml/.json file or the name of a shipped preset (see `resgen presets`).
     """
+    set_debug(debug)
 
 
 @main.command()
@@ -90,8 +59,12 @@ def main() -> None:
 @guarded
 def validate(specs: tuple[str, ...]) -> None:
     """Validate specs and check every layer's shape."""
+    from resgen.report import size_problem
+
     for c in _compile_all(specs):
-        click.echo(f"{c.doc.file}: ok: {c.name}")
+        click.echo(f"{shown(c.doc.file)}: ok: {c.name}")
+        if problem := size_problem(c):
+            click.echo(f"{shown(c.doc.file)}: warning: {problem}", err=True)
 
 
 @main.command()
@@ -103,6 +76,8 @@ def summary(spec: str, fmt: str) -> None:
     from resgen import report
 
     compiled = compile_spec(spec)
+    if problem := report.size_problem(compiled):
+        click.echo(f"{shown(compiled.doc.file)}: warning: {problem}", err=True)
     data = report.summary(compiled)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
@@ -133,10 +108,16 @@ def presets() -> None:
 @main.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--target", "-t", type=click.Choice(["torch", "keras"]), required=True)
-@click.option("-o", "--output", type=str, default=None, help="Output file, or - for stdout (one spec).")
+@click.option(
+    "-o",
+    "--output",
+    type=OutputPath(stdout=True),
+    default=None,
+    help="Output file, or - for stdout (one spec).",
+)
 @click.option(
     "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputDir(),
     default=None,
     help="Directory for NAME.py per spec.",
 )
@@ -162,13 +143,15 @@ def render(
             raise click.UsageError("several specs need --out-dir")
         click.echo(texts[0][1], nl=False)
         return
-    outputs = {files.destination(c.name, output=output, out_dir=out_dir): text for c, text in texts}
+    outputs = files.destinations(
+        [(arg, c.name, text) for arg, (c, text) in zip(specs, texts, strict=True)], output, out_dir
+    )
     if check:
         report = files.check(outputs, target, out_dir=out_dir)
         sys.exit(_print_check(report, specs, target, output, out_dir))
     files.write_atomic(outputs)
     for path in outputs:
-        click.echo(f"wrote {path}", err=True)
+        click.echo(f"wrote {shown(path)}", err=True)
 
 
 def _print_check(
@@ -176,15 +159,17 @@ def _print_check(
 ) -> int:
     """Print what `resgen.check` found: a unified diff per stale file, orphans, the fixing command."""
     for status in report.outdated:
-        click.echo(f"{status.state}: {status.path}")
+        click.echo(f"{status.state}: {shown(status.path)}" + (f" ({status.note})" if status.note else ""))
         sys.stdout.write(status.unified_diff())
     for path in report.orphans:
-        click.echo(f"orphan: {path} (generated by resgen for {target}, but none of the specs renders it)")
+        click.echo(
+            f"orphan: {shown(path)} (generated by resgen for {target}, but none of the specs renders it)"
+        )
     if report.ok:
         click.echo(f"{len(report.fresh)} file(s) up to date")
         return 0
-    where = f"-o {shlex.quote(output)}" if output else f"--out-dir {shlex.quote(str(out_dir))}"
-    fix = f"resgen render {' '.join(shlex.quote(s) for s in specs)} --target {target} {where}"
+    where = f"-o {shell_quote(output)}" if output else f"--out-dir {shell_quote(str(out_dir))}"
+    fix = f"resgen render {' '.join(shell_quote(s) for s in specs)} --target {target} {where}"
     if report.outdated:
         click.echo(f"{len(report.outdated)} file(s) out of date; to regenerate, run:\n  {fix}")
     if report.orphans:
@@ -234,7 +219,7 @@ def diff_command(old: str, new: str, fmt: str) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(stdout=False),
     default=None,
     help="Write to FILE instead of stdout (required for png).",
 )
@@ -252,20 +237,25 @@ def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None
         try:
             data = pictures.render_image(pictures.to_dot(drawing), fmt, spec=spec)
         except pictures.GraphvizError as exc:
-            _fail(f"resgen: error: {exc}")
+            fail(f"resgen: error: {exc}")
             return
     if output is None:
         click.echo(data, nl=False)
     else:
         files.write_atomic({output: data})
-        click.echo(f"wrote {output}", err=True)
+        click.echo(f"wrote {shown(output)}", err=True)
 
 
 @main.command()
 @click.argument("spec", metavar="SPEC")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option(
-    "--input-size", type=(int, int), default=None, metavar="H W", help="Build both models at H x W."
+    "--input-size",
+    type=(int, int),
+    default=None,
+    metavar="H W",
+    callback=input_size,
+    help="Build both models at H x W.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @guarded
@@ -273,12 +263,12 @@ def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str)
     """Build both targets, move weights both ways, compare outputs and one tap per stage."""
     from resgen import parity as harness
 
-    compiled = compile_spec(spec, input_size=input_size)
+    compiled = buildable(compile_spec(spec, input_size=input_size))
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            _fail("resgen: error: --device cuda: no CUDA device is available")
+            fail("resgen: error: --device cuda: no CUDA device is available")
     report = harness.check(compiled, device=device)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -310,9 +300,9 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
     """Convert a weight file of SPEC's torch output into its Keras output, or back."""
     from resgen import weights_io
 
-    compiled = compile_spec(spec)
+    compiled = buildable(compile_spec(spec))
     try:
         count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
     except (ValueError, KeyError) as exc:
-        _fail(f"{source[1]}: error: {exc}")
-    click.echo(f"wrote {count} tensors to {target[1]}", err=True)
+        fail(f"{shown(source[1])}: error: {exc}")
+    click.echo(f"wrote {count} tensors to {shown(target[1])}", err=True)

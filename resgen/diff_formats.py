@@ -9,6 +9,7 @@ per kind of change.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from resgen.diffs import (
     ABSENT,
     DERIVED,
     EXAMPLES,
+    INFORMATIONAL,
     BlockChange,
     LayerChange,
     Quantity,
@@ -28,6 +30,7 @@ from resgen.diffs import (
     value_text,
     verdict,
 )
+from resgen.errors import shown
 from resgen.graph import format_shape
 
 
@@ -131,7 +134,7 @@ def _detail_lines(d: SpecDiff) -> list[tuple[int, str]]:
         lines.append((1, f"removed: {_some(g.removed)}"))
     for label, names in layer_change_groups(g.changed):
         lines.append((1, f"{label}: {len(names)} layer{'s' * (len(names) != 1)} ({_some(names)})"))
-    if d.network_changes and g.empty:
+    if g.empty and any(c.path[0] not in INFORMATIONAL for c in d.changes):
         lines.append((0, "the layer graph is identical: the changed fields do not affect this network"))
     return lines
 
@@ -146,7 +149,8 @@ def _aligned(rows: list[list[str]], indent: str = "  ") -> list[str]:
 
 def to_text(d: SpecDiff) -> str:
     """Plain text for a terminal."""
-    lines = [verdict(d), "", f"old: {d.old.doc.file} ({d.old.name})", f"new: {d.new.doc.file} ({d.new.name})"]
+    lines = [verdict(d), "", f"old: {shown(d.old.doc.file)} ({d.old.name})"]
+    lines.append(f"new: {shown(d.new.doc.file)} ({d.new.name})")
     if d.changes:
         lines += ["", "Changed fields:"]
         rows = [
@@ -168,18 +172,27 @@ def to_text(d: SpecDiff) -> str:
 
 # --- markdown -----------------------------------------------------------------------------------
 
-_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " "})
+_MD_PUNCTUATION = "\\`*[]<>!|~&@"
+_MD_AUTOLINK = re.compile(r"(?i)(://|\bwww\.)")  # GitHub links these without brackets
 
 
 def _md(text: str) -> str:
-    """Text safe inside a markdown table cell: no pipes, newlines or HTML."""
-    return text.translate(_MD_ESCAPES)
+    """Text as markdown shows it literally: every character markdown could read as markup (links,
+    images, HTML, emphasis, mentions) backslash-escaped, newlines as spaces."""
+    flat = " ".join(text.splitlines())
+    escaped = "".join(f"\\{ch}" if ch in _MD_PUNCTUATION else ch for ch in flat)
+    return _MD_AUTOLINK.sub(lambda m: "".join(f"\\{ch}" if not ch.isalpha() else ch for ch in m[0]), escaped)
 
 
 def _md_code(text: str) -> str:
-    if "`" in text:
-        return _md(text)
-    return f"`{_md(text)}`"
+    """Text in a code span (never a link, image or HTML): the fence is one backtick longer than any
+    run of backticks inside; a pipe is escaped for the table around it."""
+    flat = " ".join(text.splitlines()).replace("|", "\\|")
+    if not flat:
+        return ""  # an empty cell: two backticks alone are not a code span
+    fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

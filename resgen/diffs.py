@@ -1,10 +1,9 @@
 """Semantic diff of two compiled specs: what changed in the network, not in the YAML lines.
 
 Fields are compared on the validated specs' ``model_dump(mode="json")`` trees, so key order, defaults
-spelled out or left implicit, and JSON versus YAML never count as changes. ``name`` and ``description``
-are listed but are informational: they do not make two networks differ. The layer graphs are compared
-too (layers added, removed, or with different settings, inputs or shapes), which catches any change
-to the network that no field change explains.
+spelled out or left implicit, and JSON versus YAML never count as changes. The layer graphs are compared
+too (layers added, removed, or with different settings, inputs or shapes): they decide the verdict. Equal
+graphs are the same network; changed fields (always ``name`` and ``description``) are then informational.
 
 This module computes: `diff(old, new)` is a `SpecDiff`, a pure function of two `Compiled` values, and
 `verdict` sums one up in a line. `resgen.diff_formats` renders a `SpecDiff` as text, markdown or JSON.
@@ -21,10 +20,8 @@ from resgen.compiler import Compiled
 from resgen.errors import Path, format_path
 from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, Network, Scope
 
-INFORMATIONAL = frozenset({"name", "description"})
-"""Top-level fields that never make two networks differ."""
-HEADLINE_CHANGES = 3
-"""Field changes named in the verdict line before "and N more"."""
+INFORMATIONAL = frozenset({"name", "description"})  # top-level fields that never make networks differ
+HEADLINE_CHANGES = 3  # field changes named in the verdict line before "and N more"
 EXAMPLES = 5
 """Layers named per kind of graph change in the text and markdown reports and the JSON examples."""
 DERIVED = ("shape", "padding", "in_features")
@@ -52,6 +49,7 @@ class Change:
     path: Path
     old: Any
     new: Any
+    graph_identical: bool = False  # the layer graphs are equal: this field does not change the network
 
     @property
     def kind(self) -> str:
@@ -61,7 +59,7 @@ class Change:
 
     @property
     def informational(self) -> bool:
-        return len(self.path) == 1 and self.path[0] in INFORMATIONAL
+        return self.graph_identical or (len(self.path) == 1 and self.path[0] in INFORMATIONAL)
 
     @property
     def where(self) -> str:
@@ -148,8 +146,8 @@ class SpecDiff:
 
     @property
     def same(self) -> bool:
-        """Same network: no field outside name/description changed and the layer graphs are equal."""
-        return not self.network_changes and self.graph.empty
+        """Same network: the layer graphs are equal (changed fields are then informational)."""
+        return self.graph.empty
 
     @property
     def title(self) -> str:
@@ -162,7 +160,9 @@ def diff(old: Compiled, new: Compiled) -> SpecDiff:
     old_totals, new_totals = old.analysis.totals(), new.analysis.totals()
     old_blocks = {b.prefix: b for b in old.graph.blocks}
     new_blocks = {b.prefix: b for b in new.graph.blocks}
+    graph = graph_diff(old, new)
     changes = field_changes(old.spec.model_dump(mode="json"), new.spec.model_dump(mode="json"))
+    changes = [dataclasses.replace(c, graph_identical=graph.empty) for c in changes]
     return SpecDiff(
         old=old,
         new=new,
@@ -172,7 +172,7 @@ def diff(old: Compiled, new: Compiled) -> SpecDiff:
         blocks_added=tuple(n for n in new_blocks if n not in old_blocks),
         blocks_removed=tuple(n for n in old_blocks if n not in new_blocks),
         blocks_changed=_block_changes(old_blocks, new_blocks),
-        graph=graph_diff(old, new),
+        graph=graph,
         output_shape=(old.analysis.shape(old.graph.output.name), new.analysis.shape(new.graph.output.name)),
         params=Quantity(old_totals["params"], new_totals["params"]),
         non_trainable_params=Quantity(old_totals["non_trainable_params"], new_totals["non_trainable_params"]),

@@ -6,6 +6,7 @@ raise a `SpecErrors` bundle; the CLI prints each one and exits 2.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,12 @@ def format_path(path: Sequence[str | int]) -> str:
     return text or "<root>"
 
 
+def shown(path: str | os.PathLike[str]) -> str:
+    """A file name as messages print it: one line, printable, ``repr``-escaped where it is not."""
+    text = os.fspath(path)
+    return text if text.isprintable() else ascii(text)[1:-1]
+
+
 @dataclass(frozen=True)
 class SpecError:
     """One problem with one spec, pointing at the field responsible."""
@@ -39,7 +46,7 @@ class SpecError:
     column: int | None = None  # 1-based
 
     def __str__(self) -> str:
-        where = self.file
+        where = shown(self.file)
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         return f"{where}: error: {format_path(self.path)}: {self.message}"

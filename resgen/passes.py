@@ -107,11 +107,13 @@ class _ShapeError(Exception):
 Rule = Callable[[Any, list[Shape]], tuple[Shape, Pads | None]]
 
 
-def _check_stride(h: int, w: int, stride: int, what: str) -> None:
-    if stride > 1 and (h < stride or w < stride):
+def _check_collapse(what: str, h: int, w: int, oh: int, ow: int) -> None:
+    """Refuse a window that leaves no pixel: only a computed output side below 1 has collapsed (a 64x1
+    map through a stride-2 convolution is a 32x1 map in torch and Keras alike)."""
+    if oh < 1 or ow < 1:
         raise _ShapeError(
-            f"{what} with stride {stride} gets a {h}x{w} map: the spatial size has collapsed; "
-            "use a larger input or fewer strides",
+            f"{what} gets a {h}x{w} map and would output {max(oh, 0)}x{max(ow, 0)}: the spatial size "
+            "has collapsed; use a larger input or fewer strides",
             ("stride",),
         )
 
@@ -146,11 +148,9 @@ def _conv2d(op: Conv2d, ins: list[Shape]) -> tuple[Shape, Pads]:
         raise _ShapeError(
             f"groups={g} must divide both {c} input and {op.out_channels} output channels", ("groups",)
         )
-    _check_stride(h, w, s, f"a {k}x{k} convolution")
     pads = conv_padding(op, h, w)
     oh, ow = conv_out(h, k, s, sum(pads[0])), conv_out(w, k, s, sum(pads[1]))
-    if oh < 1 or ow < 1:
-        raise _ShapeError(f"a {k}x{k}/{s} convolution collapses the {h}x{w} input to {oh}x{ow}")
+    _check_collapse(f"a {k}x{k} convolution with stride {s}", h, w, oh, ow)
     return (op.out_channels, oh, ow), pads
 
 
@@ -176,10 +176,8 @@ def _group_norm(op: GroupNorm, ins: list[Shape]) -> tuple[Shape, None]:
 def _max_pool(op: MaxPool, ins: list[Shape]) -> tuple[Shape, Pads]:
     c, h, w = _spatial(ins[0], "max_pool")
     k, s, p = op.kernel_size, op.stride, op.padding
-    _check_stride(h, w, s, f"a {k}x{k} max-pool")
     oh, ow = conv_out(h, k, s, 2 * p), conv_out(w, k, s, 2 * p)
-    if oh < 1 or ow < 1:
-        raise _ShapeError(f"a {k}x{k}/{s} max-pool collapses the {h}x{w} input to {max(oh, 0)}x{max(ow, 0)}")
+    _check_collapse(f"a {k}x{k} max-pool with stride {s} and padding {p}", h, w, oh, ow)
     return (c, oh, ow), ((p, p), (p, p))
 
 

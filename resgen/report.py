@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from resgen.compiler import Compiled
@@ -70,3 +71,35 @@ def print_summary_table(data: dict[str, Any]) -> None:
     console.print(
         f"MACs:                 {data['macs']:,}  ({data['macs'] / 1e9:.3f} G; convolutions and dense)"
     )
+
+
+# Sizes past which a network is almost surely a mistake: `validate` and `summary` warn, `parity` and
+# `weights` refuse before they allocate anything.
+MAX_PARAMS = 2_000_000_000
+MAX_ACTIVATION_BYTES = 64 * 1024**3  # every layer's float32 output at batch 1
+
+
+def size_problem(compiled: Compiled) -> str | None:
+    """Why `compiled` is too large to build (parameters or batch-1 activations), or None."""
+    totals = compiled.analysis.totals()
+    weights = totals["params"] + totals["non_trainable_params"]
+    activations = 4 * sum(math.prod(f.shape) for f in compiled.analysis.facts.values())
+    if weights > MAX_PARAMS:
+        return (
+            f"{weights:,} parameters ({_bytes(4 * weights)} in float32) is more than resgen builds "
+            f"({MAX_PARAMS:,}); check filters, blocks and expansion"
+        )
+    if activations > MAX_ACTIVATION_BYTES:
+        return (
+            f"the layer outputs of one image take {_bytes(activations)} in float32, more than resgen "
+            f"builds ({_bytes(MAX_ACTIVATION_BYTES)}); check the input size and filters"
+        )
+    return None
+
+
+def _bytes(count: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return ""

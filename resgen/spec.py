@@ -20,6 +20,7 @@ import builtins
 import hashlib
 import json
 import keyword
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -33,6 +34,7 @@ from resgen.spec_parts import (
     ConvStem,
     DeepStem,
     EfficientChannelAttention,
+    Epsilon,
     GlobalPoolHead,
     Head,
     PoolFlattenHead,
@@ -65,6 +67,17 @@ IDENTIFIER = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 # Names generated code itself uses; a spec name must not shadow them (nor keywords or builtins).
 RESERVED_NAMES = frozenset(
     {"torch", "nn", "F", "Tensor", "keras", "layers", "ops", "regularizers", "build_model", "annotations"}
+)
+# Modules a generated NAME.py must not shadow when it sits on the import path: the standard library
+# (torch itself imports copy, math, typing), the frameworks and what Python imports at start-up.
+SHADOWED_MODULES = frozenset(
+    name.casefold()
+    for name in (
+        *sys.stdlib_module_names,
+        *("torch", "torchvision", "keras", "tensorflow", "tf_keras", "numpy", "jax", "jaxlib", "timm"),
+        *("safetensors", "h5py", "scipy", "ml_dtypes", "optree", "sitecustomize", "usercustomize"),
+        *("resgen", "setuptools", "pip", "pkg_resources", "typing_extensions", "sympy", "networkx"),
+    )
 )
 
 
@@ -99,7 +112,7 @@ class BatchNorm(_Model):
     """BatchNorm, or GroupNorm (Wu and He 2018; timm's resnet50_gn), which has no running statistics."""
     groups: int = Field(default=32, ge=1, le=1024)
     """GroupNorm's number of groups; it must divide every normalized channel count."""
-    epsilon: float = Field(default=1e-5, gt=0.0, le=1.0)
+    epsilon: Epsilon = 1e-5
     """Added to the variance before the square root (torchvision 1e-5, keras.applications 1.001e-5)."""
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
     """Keras convention: running = momentum * running + (1 - momentum) * batch. PyTorch's is 1 - this."""
@@ -219,7 +232,7 @@ class WeightStandardizedConv(_Model):
 
     kind: Literal["weight_standardized"]
     """Convolution kind."""
-    epsilon: float = Field(default=1e-6, gt=0.0, le=1.0)
+    epsilon: Epsilon = 1e-6
     """Added to the kernel variance before the square root (timm's StdConv2d: 1e-6; timm's BiT
     models: 1e-8)."""
 
@@ -367,6 +380,11 @@ def name_problem(name: str) -> str | None:
         return f"name {name!r} is a Python keyword"
     if name in RESERVED_NAMES or hasattr(builtins, name):
         return f"name {name!r} is a Python builtin or a name generated code uses"
+    if name.casefold() in SHADOWED_MODULES:
+        return (
+            f"name {name!r} would shadow the Python module {name.lower()!r}: a generated {name}.py beside "
+            "your code breaks every import of it (torch imports copy, math and typing); choose another name"
+        )
     return None
 
 

@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+FLOAT32_SMALLEST_NORMAL = 1.1754943508222875e-38
+
+
+def _float32_normal(value: float) -> float:
+    """TensorFlow flushes float32 numbers below the smallest normal one to 0: 1 / sqrt(var + 0) is NaN."""
+    if value < FLOAT32_SMALLEST_NORMAL:
+        raise ValueError(
+            f"{value:g} is below float32's smallest normal number, about 1.18e-38, which TensorFlow "
+            "flushes to 0 (the output is then NaN); use 1.2e-38 or more"
+        )
+    return value
+
+
+Epsilon = Annotated[float, Field(gt=0.0, le=1.0), AfterValidator(_float32_normal)]
 
 
 class SpecModel(BaseModel):
@@ -94,6 +109,11 @@ class StemPool(_Model):
     def _average_without_padding(self) -> StemPool:
         if self.kind == "avg" and self.padding:
             raise ValueError("an average pool here has no padding: set padding: 0")
+        if self.padding > self.kernel_size // 2:  # torch's MaxPool2d refuses more when it runs
+            raise ValueError(
+                f"a {self.kernel_size}x{self.kernel_size} max-pool pads at most half its kernel, "
+                f"{self.kernel_size // 2}, on each side (torch's nn.MaxPool2d refuses more)"
+            )
         if self.kind == "avg" and self.anti_alias is not None:
             raise ValueError("anti_alias needs a max-pool: set kind: max, or anti_alias: null")
         return self

@@ -15,6 +15,40 @@ from tests.helpers import assert_clean_failure, cli
 CORPUS = Path(__file__).resolve().parent / "bad_specs"
 
 EXPECTED = [
+    # issue 15: valid must mean buildable, and a name must not shadow a module Python imports
+    (
+        "epsilon_subnormal.yaml",
+        ":11:17",
+        "norm.epsilon: 1e-40 is below float32's smallest normal number, about 1.18e-38, which TensorFlow "
+        "flushes to 0 (the output is then NaN); use 1.2e-38 or more",
+    ),
+    (
+        "weight_standardized_epsilon_subnormal.yaml",
+        ":8:44",
+        "conv.epsilon: 1e-45 is below float32's smallest normal number, about 1.18e-38, which TensorFlow "
+        "flushes to 0 (the output is then NaN); use 1.2e-38 or more",
+    ),
+    (
+        "max_pool_padding_over_half.yaml",
+        ":4:102",
+        "stem.pool.padding: a 3x3 max-pool pads at most half its kernel, 1, on each side "
+        "(torch's nn.MaxPool2d refuses more)",
+    ),
+    (
+        "name_shadows_stdlib.yaml",
+        ":2:7",
+        "name: name 'copy' would shadow the Python module 'copy': a generated copy.py beside your code breaks every import of it (torch imports copy, math and typing); choose another name",
+    ),
+    (
+        "name_shadows_framework.yaml",
+        ":2:7",
+        "name: name 'NumPy' would shadow the Python module 'numpy': a generated NumPy.py beside your code breaks every import of it (torch imports copy, math and typing); choose another name",
+    ),
+    (
+        "name_shadows_startup_module.yaml",
+        ":2:7",
+        "name: name 'sitecustomize' would shadow the Python module 'sitecustomize': a generated sitecustomize.py beside your code breaks every import of it (torch imports copy, math and typing); choose another name",
+    ),
     (
         "timm_resnetv2_paths_with_stem_norm.yaml",
         ":7:9",
@@ -99,8 +133,8 @@ EXPECTED = [
     ),
     (
         "collapse_stage.yaml",
-        ":8:38",
-        "stages[1].stride: layer stage2.block1.conv1: a 3x3 convolution with stride 2 gets a 1x32 map: the spatial size has collapsed; use a larger input or fewer strides",
+        ":4:91",
+        "stem.pool.stride: layer stem.pool: a 3x3 max-pool with stride 2 and padding 0 gets a 1x32 map and would output 0x15: the spatial size has collapsed; use a larger input or fewer strides",
     ),
     (
         "control_char_in_key.json",

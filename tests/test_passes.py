@@ -78,9 +78,18 @@ def test_conv2d_checks_channels_and_groups() -> None:
         shape("conv2d", conv(in_channels=6, groups=3), [(6, 8, 8)])
 
 
-def test_conv2d_stride_on_a_collapsed_map_is_an_error() -> None:
-    with pytest.raises(_ShapeError, match="collapsed") as info:
-        shape("conv2d", conv(stride=2), [(3, 1, 8)])
+def test_a_stride_on_a_one_pixel_side_is_not_a_collapse() -> None:
+    """torch and Keras both give a 1-pixel side for a strided, padded window on a 1-pixel side."""
+    assert shape("conv2d", conv(stride=2), [(3, 1, 8)])[1:] == (1, 4)
+    assert shape("conv2d", conv(kernel_size=7, stride=2), [(3, 64, 1)])[1:] == (32, 1)
+    pool = MaxPool(kernel_size=3, stride=2, padding=1, input_nonnegative=True)
+    assert shape("max_pool", pool, [(3, 1, 9)])[1:] == (1, 5)
+
+
+def test_a_window_that_leaves_no_pixel_is_a_collapse() -> None:
+    pool = MaxPool(kernel_size=3, stride=2, padding=0, input_nonnegative=True)
+    with pytest.raises(_ShapeError, match="would output 0x4: the spatial size has collapsed") as info:
+        shape("max_pool", pool, [(3, 1, 9)])
     assert info.value.field == ("stride",)
 
 
