@@ -212,7 +212,8 @@ def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
     kinds = [("nn.Conv2d", "conv2d", init.conv, "convolution kernels")]
     if graph.of_kind("channel_conv1d"):
         kinds.append(("nn.Conv1d", "channel_conv1d", init.eca, "ECA's kernel"))
-    kinds.append(("nn.Linear", "dense", init.dense, "the classifier's kernel"))
+    if graph.of_kind("dense") or not graph.network.taps:  # a backbone has no classifier
+        kinds.append(("nn.Linear", "dense", init.dense, "the classifier's kernel"))
     branches: dict[tuple[str, ...], list[str]] = {}
     said: dict[Distribution, list[str]] = {}
     kept = []
