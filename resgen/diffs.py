@@ -1,10 +1,9 @@
 """Semantic diff of two compiled specs: what changed in the network, not in the YAML lines.
 
-Fields are compared on the validated specs' ``model_dump(mode="json")`` trees, so key order, defaults
-spelled out or left implicit, and JSON versus YAML never count as changes. ``name`` and ``description``
-are listed but are informational: they do not make two networks differ. The layer graphs are compared
-too (layers added, removed, or with different settings, inputs or shapes), which catches any change
-to the network that no field change explains.
+Fields are compared on the validated specs' JSON trees (`resgen.diff_backbone.spec_tree`), so key order,
+defaults spelled out or left implicit, and JSON versus YAML never count as changes; ``name`` and
+``description`` are informational. The layer graphs are compared too (layers added, removed, or with
+different settings, inputs or shapes), which catches any change that no field change explains.
 
 This module computes: `diff(old, new)` is a `SpecDiff`, a pure function of two `Compiled` values, and
 `verdict` sums one up in a line. `resgen.diff_formats` renders a `SpecDiff` as text, markdown or JSON.
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resgen.compiler import Compiled
+from resgen.diff_backbone import spec_tree
 from resgen.errors import Path, format_path
 from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, Network, Scope
 
@@ -162,7 +162,7 @@ def diff(old: Compiled, new: Compiled) -> SpecDiff:
     old_totals, new_totals = old.analysis.totals(), new.analysis.totals()
     old_blocks = {b.prefix: b for b in old.graph.blocks}
     new_blocks = {b.prefix: b for b in new.graph.blocks}
-    changes = field_changes(old.spec.model_dump(mode="json"), new.spec.model_dump(mode="json"))
+    changes = field_changes(spec_tree(old), spec_tree(new))
     return SpecDiff(
         old=old,
         new=new,

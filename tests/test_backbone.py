@@ -86,3 +86,40 @@ def test_classifier_sources_are_unchanged_by_the_backbone_code() -> None:
     source = resgen.render("resnet18", "torch")
     assert "def forward(self, x: Tensor) -> Tensor:" in source and "features" not in source
     assert "outputs=x," in resgen.render("resnet18", "keras")
+
+
+def test_graph_marks_every_tap() -> None:
+    from resgen.pictures import block_picture, layer_picture, to_mermaid
+
+    net = resgen.compile(backbone_spec("resnet18", ["stem", 2, 4]))
+    for picture in (block_picture(net), layer_picture(net)):
+        outputs = [n for n in picture.nodes if n.id.startswith("output")]
+        assert [n.lines for n in outputs] == [
+            ("feature stem", "reduction 2"),
+            ("feature stage2", "reduction 8"),
+            ("feature stage4", "reduction 32"),
+        ]
+        into = {e.target: e.label for e in picture.edges if e.target.startswith("output")}
+        assert into == {"output_stem": "64×112×112", "output_stage2": "128×28×28", "output_stage4": "512×7×7"}
+    assert 'stem -->|"64×112×112"| output_stem' in to_mermaid(block_picture(net))
+
+
+def test_diff_reports_the_backbone_section() -> None:
+    from resgen.diff_formats import to_json, to_text
+
+    old, new = backbone_spec("resnet18", [2, 3, 4]), backbone_spec("resnet18", ["stem", 2, 3, 4])
+    d = resgen.diff(old, new)
+    assert not d.same and d.graph.empty
+    assert [(c.where, c.old, c.new) for c in d.changes] == [
+        ("backbone.features", (2, 3, 4), ("stem", 2, 3, 4))
+    ]
+    text = to_text(d)
+    assert "backbone.features  [2, 3, 4] → [stem, 2, 3, 4]" in text
+    assert "outputs: stage2 128ch /8, stage3 256ch /16, stage4 512ch /32 → stem 64ch /2, stage2" in text
+    assert "do not affect this network" not in text
+    data = to_json(d)
+    assert [f["name"] for f in data["features"]["new"]] == ["stem", "stage2", "stage3", "stage4"]
+    assert data["changes"][0]["new"] == ["stem", 2, 3, 4]
+    classifier = resgen.diff("resnet18", old)
+    assert "outputs: the head's output → stage2" in to_text(classifier)
+    assert resgen.diff(old, old).same
