@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from resgen.compiler import Compiled
+from resgen.diff_backbone import outputs_differ, outputs_text
 from resgen.diffs import (
     ABSENT,
     DERIVED,
@@ -32,6 +33,7 @@ from resgen.diffs import (
 )
 from resgen.errors import shown
 from resgen.graph import format_shape
+from resgen.report import features
 
 
 def _name_ranges(names: Iterable[str]) -> str:
@@ -134,7 +136,9 @@ def _detail_lines(d: SpecDiff) -> list[tuple[int, str]]:
         lines.append((1, f"removed: {_some(g.removed)}"))
     for label, names in layer_change_groups(g.changed):
         lines.append((1, f"{label}: {len(names)} layer{'s' * (len(names) != 1)} ({_some(names)})"))
-    if g.empty and any(c.path[0] not in INFORMATIONAL for c in d.changes):
+    if outputs_differ(d.old, d.new):
+        lines.append((0, f"outputs: {outputs_text(d.old)} → {outputs_text(d.new)}"))
+    elif g.empty and any(c.path[0] not in INFORMATIONAL for c in d.changes):
         lines.append((0, "the layer graph is identical: the changed fields do not affect this network"))
     return lines
 
@@ -291,6 +295,7 @@ def to_json(d: SpecDiff) -> dict[str, Any]:
             "changed": [{"block": c.name, "attrs": _jsonable(c.attrs)} for c in d.blocks_changed],
         },
         "output_shape": {"old": list(d.output_shape[0]), "new": list(d.output_shape[1])},
+        "features": {"old": features(d.old), "new": features(d.new)},
         "params": _quantity_json(d.params),
         "non_trainable_params": _quantity_json(d.non_trainable_params),
         "macs": _quantity_json(d.macs),

@@ -1,9 +1,10 @@
 """Semantic diff of two compiled specs: what changed in the network, not in the YAML lines.
 
-Fields are compared on the validated specs' ``model_dump(mode="json")`` trees, so key order, defaults
-spelled out or left implicit, and JSON versus YAML never count as changes. The layer graphs are compared
-too (layers added, removed, or with different settings, inputs or shapes): they decide the verdict. Equal
-graphs are the same network; changed fields (always ``name`` and ``description``) are then informational.
+Fields are compared on the validated specs' JSON trees (`resgen.diff_backbone.spec_tree`), so key order,
+defaults spelled out or left implicit, and JSON versus YAML never count as changes. The layer graphs and
+the feature maps returned are compared too (layers added, removed, or with different settings, inputs or
+shapes): they decide the verdict. Equal graphs returning equal maps are the same network; changed fields
+(always ``name`` and ``description``) are then informational.
 
 This module computes: `diff(old, new)` is a `SpecDiff`, a pure function of two `Compiled` values, and
 `verdict` sums one up in a line. `resgen.diff_formats` renders a `SpecDiff` as text, markdown or JSON.
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from resgen.compiler import Compiled
+from resgen.diff_backbone import outputs_differ, spec_tree
+from resgen.diff_words import ABSENT, value_text
 from resgen.errors import Path, format_path
 from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, Network, Scope
 
@@ -27,16 +30,6 @@ EXAMPLES = 5
 DERIVED = ("shape", "padding", "in_features")
 """Signature entries that the analysis derives (per layer, so reports group them by name alone)."""
 _RENAMED = {"conv2d": {"padding": "padding_mode"}}  # in signatures, a convolution's "padding" is its pads
-
-
-class _Absent:
-    """The value of a field or stage that one side does not have."""
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Any = _Absent()
 
 
 # --- the diff as data ------------------------------------------------------------------------------
@@ -146,8 +139,8 @@ class SpecDiff:
 
     @property
     def same(self) -> bool:
-        """Same network: the layer graphs are equal (changed fields are then informational)."""
-        return self.graph.empty
+        """Same network: equal layer graphs returning equal maps (changed fields are then informational)."""
+        return self.graph.empty and not outputs_differ(self.old, self.new)
 
     @property
     def title(self) -> str:
@@ -161,8 +154,9 @@ def diff(old: Compiled, new: Compiled) -> SpecDiff:
     old_blocks = {b.prefix: b for b in old.graph.blocks}
     new_blocks = {b.prefix: b for b in new.graph.blocks}
     graph = graph_diff(old, new)
-    changes = field_changes(old.spec.model_dump(mode="json"), new.spec.model_dump(mode="json"))
-    changes = [dataclasses.replace(c, graph_identical=graph.empty) for c in changes]
+    same = graph.empty and not outputs_differ(old, new)
+    changes = field_changes(spec_tree(old), spec_tree(new))
+    changes = [dataclasses.replace(c, graph_identical=same) for c in changes]
     return SpecDiff(
         old=old,
         new=new,
@@ -366,33 +360,6 @@ def _macs_phrase(q: Quantity) -> str:
         return f"MACs unchanged ({_macs_amount(q)})"
     scale, unit = _mac_unit(q)
     return f"{q.delta / scale:+.2f} {unit}"
-
-
-def value_text(value: Any, limit: int = 60) -> str:
-    """A field value as a spec author writes it: 1e-5, true, null, {kernel_size: 3, ...}."""
-    if value is ABSENT:
-        return "(absent)"
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    elif isinstance(value, float):
-        text = _float(value)
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}: {value_text(v, limit)}" for k, v in value.items()) + "}"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(value_text(v, limit) for v in value) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _float(value: float) -> str:
-    text = repr(value)
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def graph_counts(g: GraphDiff) -> str:

@@ -99,6 +99,7 @@ __all__ = [
     "SqueezeExciteDesign",
     "StageRecord",
     "StrideBlock",
+    "Tap",
     "TorchPaths",
     "ZeroPadShortcut",
     "format_shape",
@@ -291,6 +292,15 @@ class BlockRecord:
 
 
 @dataclass(frozen=True)
+class Tap:
+    """A feature map the network returns (the spec's backbone.features), in output order."""
+
+    name: str  # "stem", or "stageN"
+    layer: str  # canonical name of the layer whose output it is
+    reduction: int  # how many input pixels one step of the map spans (the product of the strides)
+
+
+@dataclass(frozen=True)
 class Network:
     name: str
     description: str
@@ -306,6 +316,7 @@ class Network:
     drop_path: float  # the last block's drop-path rate (timm's drop_path_rate); 0 for none
     weight_standardization: float | None = None  # epsilon of weight-standardized convolutions (BiT)
     torch_paths: TorchPaths = TorchPaths.TORCHVISION
+    taps: tuple[Tap, ...] = ()  # a backbone's outputs; empty for a classifier (it returns the head's)
 
 
 class LayerGraph:
@@ -343,7 +354,13 @@ class LayerGraph:
 
     @property
     def output(self) -> Layer:
+        """The last layer (a backbone's last tap)."""
         return self[self._order[-1]]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The layers whose outputs the network returns: its taps, or its last layer."""
+        return [tap.layer for tap in self.network.taps] or [self._order[-1]]
 
     @property
     def input_hwc(self) -> tuple[int, int, int]:

@@ -42,6 +42,7 @@ from resgen.graph import (
     SqueezeExciteDesign,
     StageRecord,
     StrideBlock,
+    Tap,
     TorchPaths,
 )
 from resgen.lower_blocks import Builder, lower_block
@@ -52,6 +53,7 @@ from resgen.spec import (
     ConvStem,
     DeepStem,
     EfficientChannelAttention,
+    NoHead,
     ProjectionShortcut,
     Spec,
     SqueezeExcite,
@@ -156,7 +158,39 @@ def lower(spec: Spec) -> LayerGraph:
     layers = _settle_bias(spec, b.layers, b.edges)
     if network.init.zero_init_last:
         layers = _zero_init_last(layers, b.edges)
-    return LayerGraph(dataclasses.replace(network, blocks=tuple(blocks)), layers, b.edges)
+    taps = _taps(spec, layers, blocks)
+    return LayerGraph(dataclasses.replace(network, blocks=tuple(blocks), taps=taps), layers, b.edges)
+
+
+_STEM_POOL_ROLES = ("pool_conv", "pool", "pool_aa")
+
+
+def _taps(spec: Spec, layers: list[Layer], blocks: list[BlockRecord]) -> tuple[Tap, ...]:
+    """The backbone's outputs: "stem" after the stem's activation and before its pool (timm's
+    feature index 0), stage n after its last block; each with the product of the strides before it."""
+    stem = [x for x in layers if x.scope is Scope.STEM]
+    pooled = [i for i, x in enumerate(stem) if x.role in _STEM_POOL_ROLES]
+    before_pool = stem[: pooled[0]] if pooled else stem
+    taps = []
+    for feature in spec.backbone.features:
+        if feature == "stem":
+            reduction = _strides(before_pool)
+            taps.append(Tap("stem", before_pool[-1].name, reduction))
+            continue
+        reduction = _strides(stem)
+        for record in blocks:
+            if record.stage <= feature:
+                reduction *= record.stride
+        last = [x for x in layers if x.stage == feature][-1]
+        taps.append(Tap(f"stage{feature}", last.name, reduction))
+    return tuple(taps)
+
+
+def _strides(layers: list[Layer]) -> int:
+    product = 1
+    for layer in layers:
+        product *= getattr(layer.op, "stride", 1)
+    return product
 
 
 def _stem(b: Builder, x: str) -> tuple[str, int]:
@@ -203,6 +237,8 @@ def _stem(b: Builder, x: str) -> tuple[str, int]:
 
 def _head(b: Builder, x: str, channels: int) -> None:
     head = b.spec.head
+    if isinstance(head, NoHead):  # a backbone: the taps are the outputs
+        return
     if head.norm:
         x = b.bn("head.bn", x, channels, ("head", "norm"))
         x = b.relu("head.relu", x, ("head", "norm"))

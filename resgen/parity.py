@@ -2,9 +2,10 @@
 
 `check(compiled)` renders the torch and Keras sources, imports them, gives the torch model random
 weights with non-trivial BatchNorm statistics, copies them into the Keras model (torch -> keras), and
-compares the outputs and one tap per stage in eval mode; then does the same from random Keras weights
-(keras -> torch). The tolerance is DESIGN.md's: ``max|a - b| <= 1e-4 * max(1, max|b|)`` on CPU float32,
-plus the same top-1 class; 1e-3 on a GPU with TF32 off. The building blocks (`import_targets`,
+compares the outputs (every feature map of a backbone) and one tap per stage in eval mode; then
+does the same from random Keras weights (keras -> torch). The tolerance is DESIGN.md's:
+``max|a - b| <= 1e-4 * max(1, max|b|)`` on CPU float32, plus the same top-1 class (for a
+classifier); 1e-3 on a GPU with TF32 off. The building blocks (`import_targets`,
 `randomize_torch`, the weight transfers) are shared with the train-mode check in `resgen.parity_train`.
 
 torch and Keras are imported here, lazily, by the functions that need them: importing this module is cheap.
@@ -193,8 +194,19 @@ def torch_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray, device: st
         for hook in hooks:
             hook.remove()
     result = {label: captured[label].cpu().numpy().transpose(0, 2, 3, 1) for label, _, _ in taps}
-    result["output"] = out.cpu().numpy()
+    labels = output_labels(compiled)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    if len(outs) != len(labels):
+        raise ValueError(f"the torch model returns {len(outs)} outputs, the spec {len(labels)}")
+    for label, tensor in zip(labels, outs, strict=True):
+        array = tensor.cpu().numpy()
+        result[label] = array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
     return result
+
+
+def output_labels(compiled: Compiled) -> list[str]:
+    """Labels of the model's outputs: "output" for a classifier, one per feature tap of a backbone."""
+    return [f"out:{tap.name}" for tap in compiled.graph.network.taps] or ["output"]
 
 
 def keras_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
@@ -205,7 +217,11 @@ def keras_forward(compiled: Compiled, model: Any, x_nhwc: np.ndarray) -> dict[st
     probe = keras.Model(model.inputs[0], outputs)
     outs = probe(x_nhwc, training=False)
     result = {label: keras.ops.convert_to_numpy(o) for (label, _, _), o in zip(taps, outs, strict=False)}
-    result["output"] = keras.ops.convert_to_numpy(outs[-1])
+    labels = output_labels(compiled)
+    if len(model.outputs) != len(labels):
+        raise ValueError(f"the Keras model has {len(model.outputs)} outputs, the spec {len(labels)}")
+    for label, o in zip(labels, outs[len(taps) :], strict=True):
+        result[label] = keras.ops.convert_to_numpy(o)
     return result
 
 
@@ -290,8 +306,9 @@ def _compare(
         scale = max(1.0, float(np.max(np.abs(ref))))
         passed = bool(np.isfinite(diff)) and diff <= report.tolerance * scale
         report.taps.append(TapResult(tap, direction, diff, scale, passed))
-    same = np.argmax(reference["output"], axis=-1) == np.argmax(other["output"], axis=-1)
-    report.same_top1 = report.same_top1 and bool(np.all(same))
+    if "output" in reference:  # a classifier; a backbone's feature maps are compared above
+        same = np.argmax(reference["output"], axis=-1) == np.argmax(other["output"], axis=-1)
+        report.same_top1 = report.same_top1 and bool(np.all(same))
 
 
 def format_report(report: ParityReport) -> str:

@@ -193,21 +193,26 @@ def block_picture(compiled: Compiled) -> Picture:
         else:
             ops = ", ".join(op_text(compiled, m) for m in members)
             nodes.append(Node(sanitize_id(unit), (unit, ops)))
-    nodes.append(Node("output", ("output",)))
     edges: list[Edge] = []
     for source, target in _edges_in_order(graph):
         a, b = _unit(graph[source]), _unit(graph[target])
         edge = Edge(sanitize_id(a), sanitize_id(b), _shape_of(compiled, source))
         if a != b and edge not in edges:
             edges.append(edge)
-    edges.append(_output_edge(compiled, sanitize_id(_unit(graph.output))))
+    outputs, output_edges = _outputs(compiled, lambda x: sanitize_id(_unit(x)))
+    nodes += outputs
+    edges += output_edges
     stages = {f"stage{b.stage}": f"stage {b.stage}" for b in records.values()}
     return Picture(compiled.name, tuple(nodes), tuple(_in_order(edges, nodes)), stages)
 
 
-def _output_edge(compiled: Compiled, source: str) -> Edge:
-    """The edge into the picture's output node, labelled with the network's output shape."""
-    return Edge(source, "output", _shape_of(compiled, compiled.graph.output.name))
+def _outputs(compiled: Compiled, node_of: Callable[[Layer], str]) -> tuple[list[Node], list[Edge]]:
+    """The output node and the edge into it; a backbone has one per feature tap (name, reduction)."""
+    taps = compiled.graph.network.taps
+    ends = [(f"output_{t.name}", (f"feature {t.name}", f"reduction {t.reduction}"), t.layer) for t in taps]
+    ends = ends or [("output", ("output",), compiled.graph.output.name)]
+    edges = [Edge(node_of(compiled.graph[x]), id, _shape_of(compiled, x)) for id, _, x in ends]
+    return [Node(id, lines) for id, lines, _ in ends], edges
 
 
 def layer_picture(compiled: Compiled) -> Picture:
@@ -228,9 +233,10 @@ def layer_picture(compiled: Compiled) -> Picture:
             clusters = (stage, block)
         text = op_text(compiled, layer)
         nodes.append(Node(sanitize_id(name), (name,) if text == name else (name, text), clusters))
-    nodes.append(Node("output", ("output",)))
     edges = [Edge(sanitize_id(u), sanitize_id(v), _shape_of(compiled, u)) for u, v in _edges_in_order(graph)]
-    edges.append(_output_edge(compiled, sanitize_id(graph.output.name)))
+    outputs, output_edges = _outputs(compiled, lambda x: sanitize_id(x.name))
+    nodes += outputs
+    edges += output_edges
     return Picture(compiled.name, tuple(nodes), tuple(edges), titles)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resgen.backends.pytorch_backbone import module_of_tap
 from resgen.compiler import Compiled
 from resgen.graph import format_shape
 from resgen.naming import keras_name, torch_module
@@ -40,8 +41,31 @@ def summary(compiled: Compiled) -> dict[str, Any]:
         "input_shape": rows[0]["output_shape"],
         "output_shape": rows[-1]["output_shape"],
         **analysis.totals(),
+        "features": features(compiled),
         "layers": rows,
     }
+
+
+def features(compiled: Compiled) -> list[dict[str, Any]]:
+    """A backbone's outputs (backbone.features), in order: each tap's name, channels, reduction (how
+    many input pixels one step of its map spans), shape, and the layer whose output it is in each
+    target. Empty for a classifier."""
+    graph = compiled.graph
+    rows = []
+    for tap in graph.network.taps:
+        shape = compiled.analysis.shape(tap.layer)
+        rows.append(
+            {
+                "name": tap.name,
+                "channels": shape[0],
+                "reduction": tap.reduction,
+                "shape": list(shape),
+                "layer": tap.layer,
+                "torch": module_of_tap(graph, tap.name, tap.layer),
+                "keras": keras_name(graph, tap.layer),
+            }
+        )
+    return rows
 
 
 def print_summary_table(data: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from resgen.spec_backbone import BACKBONE_NEEDS, Backbone, backbone_problem
 from resgen.spec_parts import (
     AntiAlias,
     Attention,
@@ -37,6 +38,7 @@ from resgen.spec_parts import (
     Epsilon,
     GlobalPoolHead,
     Head,
+    NoHead,
     PoolFlattenHead,
     SpecModel,
     SqueezeExcite,
@@ -46,15 +48,18 @@ from resgen.spec_parts import (
 from resgen.spec_training import Init, Regularization
 
 __all__ = [
+    "BACKBONE_NEEDS",
     "AntiAlias",
     "Attention",
     "AvgPoolAntiAlias",
+    "Backbone",
     "BlurAntiAlias",
     "ConvStem",
     "DeepStem",
     "EfficientChannelAttention",
     "GlobalPoolHead",
     "Head",
+    "NoHead",
     "PoolFlattenHead",
     "Spec",
     "SqueezeExcite",
@@ -274,7 +279,7 @@ class Spec(_Model):
     init: Init = Init()
     """How the parameters start (torchvision's rule unless stated)."""
     head: Head
-    """Layers after the last stage."""
+    """Layers after the last stage; {kind: none} for a backbone that returns backbone.features."""
     torch_paths: Literal["torchvision", "timm_resnetv2"] = "torchvision"
     """Module paths of the torch target, so that a reference state dict loads with strict=True:
     torchvision's (conv1, layer1.0.conv1, layer1.0.downsample.0, fc; timm's ResNet family keeps
@@ -283,6 +288,9 @@ class Spec(_Model):
     whose stride is on a stage's first block, a stem without normalization, projection shortcuts of
     the pre-activated input without normalization, and a head with norm: true and classifier: conv1x1.
     The Keras target keeps keras.applications' layer names either way."""
+    backbone: Backbone = Backbone()
+    """The network as a backbone for detection or segmentation (timm's features_only): the feature
+    maps it returns."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -310,6 +318,9 @@ class Spec(_Model):
             raise ValueError("drop_path's schedule needs at least 2 blocks (block 0 always has rate 0)")
         if isinstance(self.conv, WeightStandardizedConv) and self.padding != "symmetric":
             raise ValueError("weight-standardized convolutions need padding: symmetric (as timm's StdConv2d)")
+        problem = backbone_problem(self)
+        if problem:
+            raise ValueError(problem)
         if self.torch_paths == "timm_resnetv2":
             problem = timm_resnetv2_problem(self)
             if problem:

@@ -222,4 +222,13 @@ class PoolFlattenHead(_HeadBase):
     """Side (and stride) of the average-pooling window."""
 
 
-Head = Annotated[GlobalPoolHead | PoolFlattenHead, Field(discriminator="kind")]
+class NoHead(_Model):
+    """No head: the network ends at its last stage and returns the feature maps that
+    backbone.features taps (timm's features_only), for detection and segmentation models.
+    Allowed only with backbone.features."""
+
+    kind: Literal["none"]
+    """Head kind."""
+
+
+Head = Annotated[GlobalPoolHead | PoolFlattenHead | NoHead, Field(discriminator="kind")]

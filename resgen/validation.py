@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
-from resgen.spec import TIMM_RESNETV2_NEEDS, Spec
+from resgen.spec import BACKBONE_NEEDS, TIMM_RESNETV2_NEEDS, Spec
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
@@ -37,6 +37,8 @@ _MODEL_ERRORS_AT_FIELD = {
     "weight-standardized convolutions need padding": ("padding",),
     "a conv1x1 classifier returns logits": ("output",),
     **{message: field for field, message in TIMM_RESNETV2_NEEDS.items()},
+    **BACKBONE_NEEDS,
+    "features lists each tap once": ("features",),
 }
 
 

@@ -30,6 +30,7 @@ TESTS = Path(__file__).resolve().parent
 # Test modules that import a framework at import time or in most of their tests.
 FRAMEWORK_MODULES = frozenset(
     {
+        "test_backbone_frameworks.py",
         "test_gpu.py",
         "test_keras_target.py",
         "test_parity.py",

@@ -245,3 +245,15 @@ def hang_guard(seconds: int = HANG_GUARD_S) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def backbone_spec(preset: str, features: list[Any], **backbone: Any) -> dict[str, Any]:
+    """A preset's spec data as a backbone: its head replaced by ``{kind: none}``, with `features`
+    and the other backbone fields given."""
+    from resgen import load
+
+    data = dict(load.load(preset).data)
+    data["name"] = f"{preset}_backbone"
+    data["head"] = {"kind": "none"}
+    data["backbone"] = {"features": features, **backbone}
+    return data

@@ -50,6 +50,37 @@ EXPECTED = [
         "name: name 'sitecustomize' would shadow the Python module 'sitecustomize': a generated sitecustomize.py beside your code breaks every import of it (torch imports copy, math and typing); choose another name",
     ),
     (
+        "backbone_bool_tap.yaml",
+        ":10:29",
+        "backbone.features[1]: a tap is 'stem' or a stage number from 1 to 8 (got True)",
+    ),
+    (
+        "backbone_features_out_of_order.yaml",
+        ":10:22",
+        "backbone.features: features lists each tap once, in network order: stem, then stages by number "
+        "(as timm's out_indices)",
+    ),
+    (
+        "backbone_features_with_classifier.yaml",
+        ":10:22",
+        "backbone.features: features replace the head's output: set head: {kind: none}",
+    ),
+    (
+        "backbone_head_none_without_features.yaml",
+        ":9:14",
+        "head.kind: head kind 'none' returns backbone.features: list the taps there, or give a classifier head",
+    ),
+    (
+        "backbone_last_stage_untapped.yaml",
+        ":10:22",
+        "backbone.features: stage 2 follows the last tap and feeds no output: tap it, or remove the stage",
+    ),
+    (
+        "backbone_tap_past_last_stage.yaml",
+        ":10:22",
+        "backbone.features: features taps stage 3, but the network has 2 stages",
+    ),
+    (
         "timm_resnetv2_paths_with_stem_norm.yaml",
         ":7:9",
         "stem.norm: timm's ResNetV2 stem has no normalization (its blocks normalize): set it to false",
@@ -139,7 +170,7 @@ EXPECTED = [
     (
         "control_char_in_key.json",
         ":1:39",
-        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths",
+        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths, backbone",
     ),
     ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
     (
@@ -300,7 +331,7 @@ EXPECTED = [
     (
         "unknown_top_key.yaml",
         ":11:1",
-        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths",
+        "dropout: unknown field 'dropout'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths, backbone",
     ),
     (
         "utf16_bom.yaml",

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from resgen.backends import blocks, keras3_blocks
+from resgen.backends import blocks, keras3_backbone, keras3_blocks
 from resgen.backends.keras3_init import helper_lines, initializer_args, regularizer_args
 from resgen.backends.keras3_sites import BlockSite, Site, StraightSite
 from resgen.codegen import CodegenError, call_lines, comment, literal, string_constant
@@ -315,11 +315,12 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     """Every value templates/keras/model.py.j2 prints, as code text."""
     net = graph.network
     straight = StraightSite(graph, analysis, 4)
-    stem: list[str] = []
+    stem: list[str] = keras3_backbone.setup(graph)
     head: list[str] = []
     for layer in graph:
         if layer.scope in (Scope.INPUT, Scope.STEM):
             stem += HANDLERS[layer.kind](straight, layer)
+            stem += keras3_backbone.after_stem_layer(graph, layer)
         elif layer.scope is Scope.HEAD:
             head += HANDLERS[layer.kind](straight, layer)
 
@@ -361,7 +362,8 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "drop_path": keras3_blocks.drop_path_lines(graph),
         "block": block,
         "stem": stem,
-        "stages": keras3_blocks.stage_views(graph, block),
+        "stages": keras3_backbone.tapped_stages(graph, keras3_blocks.stage_views(graph, block)),
+        "model_outputs": keras3_backbone.outputs(graph),
         "head": head,
         "model_name": literal(net.name),
         "std_conv": {}

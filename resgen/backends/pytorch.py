@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resgen.backends import pytorch_blocks, pytorch_fuse, pytorch_helpers, pytorch_stages
+from resgen.backends import (
+    pytorch_backbone,
+    pytorch_blocks,
+    pytorch_fuse,
+    pytorch_helpers,
+    pytorch_stages,
+)
 from resgen.codegen import CodegenError, call_lines, comment, docstring, indented, literal, plural
 from resgen.graph import (
     OPS,
@@ -273,7 +279,9 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
     """
     init: list[str] = []
     forward: list[str] = []
-    codes = [HANDLERS[x.kind](x, ctx) for x in ctx.graph if x.scope is scope]
+    scoped = [x for x in ctx.graph if x.scope is scope]
+    codes = [HANDLERS[x.kind](x, ctx) for x in scoped]
+    taps = pytorch_backbone.stem_taps(ctx.graph)
     i = 0
     while i < len(codes):
         code = codes[i]
@@ -304,6 +312,10 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
                     ")",
                 ]
             forward.append(f"x = self.{parent}(x)")
+            if any(x.name in taps for x in scoped[i : i + len(run) - 1]):
+                raise CodegenError(f"{parent}: a feature tap inside its nn.Sequential")
+            if scoped[i + len(run) - 1].name in taps:
+                forward.append(pytorch_backbone.keep())
             seen.add(parent)
             i += len(run)
             continue
@@ -312,6 +324,8 @@ def _top_level(scope: Scope, ctx: Context, seen: set[str]) -> tuple[list[str], l
         if code.attr is not None:
             seen.add(code.attr)
         forward += code.forward
+        if scoped[i].name in taps:
+            forward.append(pytorch_backbone.keep())
         i += 1
     return init, forward
 
@@ -354,11 +368,13 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             ),
             "in_planes": literal(graph.blocks[0].in_channels),
             "stem_init": stem_init,
-            "stem_forward": stem_forward,
-            "head_init": head_init,
+            "forward_type": pytorch_backbone.forward_type(graph),
+            "stem_forward": [*pytorch_backbone.forward_setup(graph), *stem_forward],
+            "head_init": [*head_init, *pytorch_backbone.feature_info(graph, analysis)],
             "init_weights": pytorch_helpers.init_lines(graph, block["name"]),
-            "head_forward": head_forward,
+            "head_forward": pytorch_backbone.head_forward(graph, head_forward),
             **stages,
+            "stage_forward": pytorch_backbone.stage_forward(graph, stages["stage_forward"]),
         },
         "build_doc": docstring(
             [

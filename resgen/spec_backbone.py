@@ -1,0 +1,76 @@
+"""Stage 2, the backbone section of the spec format: the feature maps a detection or segmentation
+model reads from the network (timm's ``features_only``, torchvision's ``create_feature_extractor``).
+
+`resgen.spec.Spec` holds it as ``backbone``; with ``features`` the head is ``{kind: none}`` and the
+network returns one feature map per tap, in the order listed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from resgen.spec_parts import NoHead, SpecModel
+
+if TYPE_CHECKING:
+    from resgen.spec import Spec
+
+
+def _tap(value: Any) -> Any:
+    """One message for every wrong tap, rather than one per member of the union."""
+    if value == "stem" and isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
+        return value
+    raise PydanticCustomError("tap", "a tap is 'stem' or a stage number from 1 to 8")
+
+
+Tap = Annotated[Literal["stem"] | Annotated[int, Field(ge=1, le=8)], BeforeValidator(_tap)]
+
+
+class Backbone(SpecModel):
+    """The network as a backbone: which feature maps it returns."""
+
+    features: list[Tap] = Field(default_factory=list, max_length=9)
+    """Feature maps the network returns, in network order: "stem" is the stem's output after its
+    activation and before its pool (timm's feature index 0), n the output of stage n. With
+    features, set head: {kind: none}; the torch model's forward returns a list of tensors (timm's
+    features_only=True, out_indices) and has feature_info, the Keras model has one output per
+    tap. Empty: the network is a classifier."""
+
+    @model_validator(mode="after")
+    def _in_network_order(self) -> Backbone:
+        order = [0 if tap == "stem" else tap for tap in self.features]
+        if order != sorted(set(order)):
+            raise ValueError(
+                "features lists each tap once, in network order: stem, then stages by number "
+                "(as timm's out_indices)"
+            )
+        return self
+
+
+# What the backbone section needs of the rest of the spec, each with the field it is about.
+BACKBONE_NEEDS: dict[str, tuple[str, ...]] = {
+    "head kind 'none' returns backbone.features": ("head", "kind"),
+    "features replace the head's output": ("backbone", "features"),
+    "features taps stage": ("backbone", "features"),
+    "follows the last tap and feeds no output": ("backbone", "features"),
+}
+
+
+def backbone_problem(spec: Spec) -> str | None:
+    """The first way the backbone section and the rest of the spec disagree, or None."""
+    features = spec.backbone.features
+    if isinstance(spec.head, NoHead) and not features:
+        return "head kind 'none' returns backbone.features: list the taps there, or give a classifier head"
+    if features and not isinstance(spec.head, NoHead):
+        return "features replace the head's output: set head: {kind: none}"
+    stages = [tap for tap in features if tap != "stem"]
+    if stages and max(stages) > len(spec.stages):
+        return f"features taps stage {max(stages)}, but the network has {len(spec.stages)} stages"
+    if features and (not stages or max(stages) != len(spec.stages)):
+        last = len(spec.stages)
+        return f"stage {last} follows the last tap and feeds no output: tap it, or remove the stage"
+    return None
