@@ -1,10 +1,10 @@
 """Generated torch models against the hand-written references, and the generated options.
 
 References: torchvision's resnet18 and resnet50, timm's resnet50d and seresnext50_32x4d
-(``pretrained=False``), and `cifar_reference.resnet56` for cifar_resnet56. Each generated model loads its reference's state
-dict (``strict=True``), after the reference's BatchNorm statistics were calibrated on a random
-batch, so both hold the same weights and compute the same function (the largest output difference
-is recorded with every comparison).
+(``pretrained=False``), and `cifar_reference.resnet56` for cifar_resnet56. Each generated model
+loads its reference's state dict (``strict=True``), after the reference's BatchNorm statistics
+were calibrated on a random batch, so both hold the same weights and compute the same function
+(the largest output difference is recorded with every comparison).
 
 Every comparison is interleaved (`timing.compare`): eval forward under ``torch.inference_mode`` at
 batch 1 and 8, and a train step (forward, cross-entropy, backward, SGD with momentum) at batch 8.

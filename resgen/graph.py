@@ -112,6 +112,11 @@ def format_shape(shape: Shape, sep: str = "x") -> str:
     return sep.join(str(d) for d in shape)
 
 
+# The classifier (a dense layer, or a 1x1 convolution): both targets take its output count as
+# build_model(num_classes=...), the spec's head.classes by default.
+CLASSIFIER = "head.fc"
+
+
 class Scope(StrEnum):
     INPUT = "input"
     STEM = "stem"
@@ -355,7 +360,7 @@ class LayerGraph:
     @property
     def classes(self) -> int:
         """Outputs of the classifier (a dense layer, or a 1x1 convolution)."""
-        op = self["head.fc"].op
+        op = self[CLASSIFIER].op
         assert isinstance(op, Dense | Conv2d)
         return op.out_features if isinstance(op, Dense) else op.out_channels
 
