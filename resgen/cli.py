@@ -7,73 +7,17 @@ produces a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from resgen import __version__, load
-from resgen.compiler import Compiled, compile_spec
-from resgen.errors import SpecErrors
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> None:
-    """Print one line (whatever the message holds) and exit 2."""
-    click.echo(" ".join(message.split()), err=True)
-    sys.exit(2)
-
-
-def guarded(func: F) -> F:
-    """Turn every failure into located messages on stderr and exit code 2; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from resgen.generate import RenderError
-
-        try:
-            return func(*args, **kwargs)
-        except SpecErrors as exc:
-            for error in exc.errors:
-                click.echo(str(error), err=True)
-            sys.exit(2)
-        except RenderError as exc:
-            _fail(f"resgen: error: {exc}")
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(0)
-        except OSError as exc:
-            where = exc.filename or "resgen"
-            _fail(f"{where}: error: {exc.strerror or exc}")
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except Exception as exc:  # a bug in resgen: say so in one line
-            _fail(
-                f"resgen: internal error: {type(exc).__name__}: {exc}. "
-                "This is a bug in resgen; please report it with the spec that caused it."
-            )
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _compile_all(specs: tuple[str, ...]) -> list[Compiled]:
-    """Compile every spec, reporting all failing specs before giving up."""
-    compiled: list[Compiled] = []
-    errors = []
-    for arg in specs:
-        try:
-            compiled.append(compile_spec(arg))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise SpecErrors(errors)
-    return compiled
+from resgen import __version__, cli_start, load
+from resgen.cli_support import compile_all, fail, guarded
+from resgen.compiler import compile_spec
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,7 +34,7 @@ def main() -> None:
 @guarded
 def validate(specs: tuple[str, ...]) -> None:
     """Validate specs and check every layer's shape."""
-    for c in _compile_all(specs):
+    for c in compile_all(specs):
         click.echo(f"{c.doc.file}: ok: {c.name}")
 
 
@@ -153,7 +97,7 @@ def render(
         raise click.UsageError("give -o/--output or --out-dir, not both")
     if output is not None and len(specs) > 1:
         raise click.UsageError("-o/--output takes one spec; use --out-dir for several")
-    compiled = _compile_all(specs)
+    compiled = compile_all(specs)
     texts = [(c, render_source(c, target)) for c in compiled]  # everything renders before anything is written
     if output in (None, "-") and out_dir is None:
         if check:
@@ -204,7 +148,7 @@ def diff_command(old: str, new: str, fmt: str) -> None:
     from resgen import diff_formats
     from resgen import diffs as specdiff
 
-    result = specdiff.diff(*_compile_all((old, new)))
+    result = specdiff.diff(*compile_all((old, new)))
     render_diff = {
         "text": diff_formats.to_text,
         "markdown": diff_formats.to_markdown,
@@ -252,7 +196,7 @@ def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None
         try:
             data = pictures.render_image(pictures.to_dot(drawing), fmt, spec=spec)
         except pictures.GraphvizError as exc:
-            _fail(f"resgen: error: {exc}")
+            fail(f"resgen: error: {exc}")
             return
     if output is None:
         click.echo(data, nl=False)
@@ -278,7 +222,7 @@ def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str)
         import torch
 
         if not torch.cuda.is_available():
-            _fail("resgen: error: --device cuda: no CUDA device is available")
+            fail("resgen: error: --device cuda: no CUDA device is available")
     report = harness.check(compiled, device=device)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -314,5 +258,9 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
     try:
         count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
     except (ValueError, KeyError) as exc:
-        _fail(f"{source[1]}: error: {exc}")
+        fail(f"{source[1]}: error: {exc}")
     click.echo(f"wrote {count} tensors to {target[1]}", err=True)
+
+
+main.add_command(cli_start.show)
+main.add_command(cli_start.new)
