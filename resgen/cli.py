@@ -85,9 +85,21 @@ def presets() -> None:
     help="Directory for NAME.py per spec.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any output is stale or missing.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="With --check and --out-dir: also fail on files resgen generated there for specs not given.",
+)
+@click.option("--force", is_flag=True, help="Replace existing files that resgen did not write.")
 @guarded
 def render(
-    specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None, check: bool
+    specs: tuple[str, ...],
+    target: str,
+    output: str | None,
+    out_dir: Path | None,
+    check: bool,
+    orphans: bool,
+    force: bool,
 ) -> None:
     """Render generated model source for every SPEC."""
     from resgen import files
@@ -108,11 +120,23 @@ def render(
         return
     outputs = {files.destination(c.name, output=output, out_dir=out_dir): text for c, text in texts}
     if check:
-        report = files.check(outputs, target, out_dir=out_dir)
+        report = files.check(outputs, target, out_dir=out_dir if orphans else None)
         sys.exit(_print_check(report, specs, target, output, out_dir))
-    files.write_atomic(outputs)
+    if orphans:
+        raise click.UsageError("--orphans goes with --check")
+    foreign = [] if force else files.not_generated(outputs)
+    for path in foreign:
+        click.echo(
+            f"{path}: error: exists and was not written by resgen (its first line is not "
+            f"'{files.GENERATED_PREFIX} ...'); nothing was written. Use --force to replace it.",
+            err=True,
+        )
+    if foreign:
+        sys.exit(2)
+    same = files.unchanged(outputs)
+    files.write_atomic({path: text for path, text in outputs.items() if path not in same})
     for path in outputs:
-        click.echo(f"wrote {path}", err=True)
+        click.echo(f"unchanged {path}" if path in same else f"wrote {path}", err=True)
 
 
 def _print_check(
