@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from resgen import __version__, cli_start, load
-from resgen.cli_support import compile_all, fail, guarded
+from resgen.cli_support import compile_all, fail, guarded, import_frameworks_quietly
 from resgen.compiler import compile_spec
 
 
@@ -242,6 +242,7 @@ def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str)
     from resgen import parity as harness
 
     compiled = compile_spec(spec, input_size=input_size)
+    import_frameworks_quietly()
     if device == "cuda":
         import torch
 
@@ -279,10 +280,13 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
     from resgen import weights_io
 
     compiled = compile_spec(spec)
+    import_frameworks_quietly()
     try:
         count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
-    except (ValueError, KeyError) as exc:
-        fail(f"{source[1]}: error: {exc}")
+    except (ValueError, KeyError) as exc:  # blame the file the message names, else the input
+        where, _, rest = str(exc).partition(": ")
+        named = where in (str(source[1]), str(target[1])) and rest
+        fail(f"{where}: error: {rest}" if named else f"{source[1]}: error: {exc}")
     click.echo(f"wrote {count} tensors to {target[1]}", err=True)
 
 

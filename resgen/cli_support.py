@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -65,3 +67,28 @@ def compile_all(specs: tuple[str, ...]) -> list[Compiled]:
     if errors:
         raise SpecErrors(errors)
     return compiled
+
+
+def import_frameworks_quietly() -> None:
+    """Import torch, then Keras with TensorFlow, before a command that needs both (parity, weights).
+
+    TensorFlow's native code writes log lines straight to the process's stderr while it loads (its
+    oneDNN notice, absl's "All log messages before absl::InitializeLog()"), which no Python setting
+    silences; they are not results. stderr is pointed at /dev/null for the import only, so every
+    message of resgen's own, and any error of the import itself, still shows.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401  (first: torch's extensions load cleanly before TensorFlow's)
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            with contextlib.suppress(ImportError):
+                import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

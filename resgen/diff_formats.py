@@ -28,7 +28,7 @@ from resgen.diffs import (
     value_text,
     verdict,
 )
-from resgen.graph import format_shape
+from resgen.graph import SHAPE_LAYOUT, format_shape
 
 
 def _name_ranges(names: Iterable[str]) -> str:
@@ -254,6 +254,7 @@ def to_json(d: SpecDiff) -> dict[str, Any]:
         "new": _side_json(d.new),
         "same": d.same,
         "verdict": verdict(d),
+        "shape_layout": SHAPE_LAYOUT,
         "changes": [
             {
                 "path": c.where,

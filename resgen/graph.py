@@ -115,6 +115,9 @@ def format_shape(shape: Shape, sep: str = "x") -> str:
 # The classifier (a dense layer, or a 1x1 convolution): both targets take its output count as
 # build_model(num_classes=...), the spec's head.classes by default.
 CLASSIFIER = "head.fc"
+# Every shape in resgen's JSON output (summary, parity, diff) is channels first, as torch writes it:
+# (C, H, W) for a feature map, (C,) for a vector. The key says so in each document.
+SHAPE_LAYOUT = "channels_first"
 
 
 class Scope(StrEnum):

@@ -39,6 +39,7 @@ def test_summary_json_fields() -> None:
     for key in ("name", "input_shape", "output_shape", "params", "non_trainable_params", "macs", "layers"):
         assert key in data
     assert data["input_shape"] == [3, 224, 224] and data["output_shape"] == [1000]
+    assert data["shape_layout"] == "channels_first"
     assert data["params"] == sum(layer["params"] for layer in data["layers"])
     fc = data["layers"][-1]
     assert (fc["name"], fc["torch"], fc["keras"], fc["params"]) == ("head.fc", "fc", "predictions", 513_000)
