@@ -14,33 +14,21 @@ from typing import Any
 
 import click
 
-from resgen import __version__, load
+from resgen import __version__, cli_start, load
 from resgen.cli_common import (
     OutputDir,
     OutputPath,
     buildable,
+    compile_all,
     fail,
     guarded,
+    import_frameworks_quietly,
     input_size,
     set_debug,
     shell_quote,
 )
-from resgen.compiler import Compiled, compile_spec
-from resgen.errors import SpecErrors, shown
-
-
-def _compile_all(specs: tuple[str, ...]) -> list[Compiled]:
-    """Compile every spec, reporting all failing specs before giving up."""
-    compiled: list[Compiled] = []
-    errors = []
-    for arg in specs:
-        try:
-            compiled.append(compile_spec(arg))
-        except SpecErrors as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise SpecErrors(errors)
-    return compiled
+from resgen.compiler import compile_spec
+from resgen.errors import shown
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +49,7 @@ def validate(specs: tuple[str, ...]) -> None:
     """Validate specs and check every layer's shape."""
     from resgen.report import size_problem
 
-    for c in _compile_all(specs):
+    for c in compile_all(specs):
         click.echo(f"{shown(c.doc.file)}: ok: {c.name}")
         if problem := size_problem(c):
             click.echo(f"{shown(c.doc.file)}: warning: {problem}", err=True)
@@ -122,9 +110,21 @@ def presets() -> None:
     help="Directory for NAME.py per spec.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any output is stale or missing.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="With --check and --out-dir: also fail on files resgen generated there for specs not given.",
+)
+@click.option("--force", is_flag=True, help="Replace existing files that resgen did not write.")
 @guarded
 def render(
-    specs: tuple[str, ...], target: str, output: str | None, out_dir: Path | None, check: bool
+    specs: tuple[str, ...],
+    target: str,
+    output: str | None,
+    out_dir: Path | None,
+    check: bool,
+    orphans: bool,
+    force: bool,
 ) -> None:
     """Render generated model source for every SPEC."""
     from resgen import files
@@ -134,7 +134,7 @@ def render(
         raise click.UsageError("give -o/--output or --out-dir, not both")
     if output is not None and len(specs) > 1:
         raise click.UsageError("-o/--output takes one spec; use --out-dir for several")
-    compiled = _compile_all(specs)
+    compiled = compile_all(specs)
     texts = [(c, render_source(c, target)) for c in compiled]  # everything renders before anything is written
     if output in (None, "-") and out_dir is None:
         if check:
@@ -147,11 +147,24 @@ def render(
         [(arg, c.name, text) for arg, (c, text) in zip(specs, texts, strict=True)], output, out_dir
     )
     if check:
-        report = files.check(outputs, target, out_dir=out_dir)
+        report = files.check(outputs, target, out_dir=out_dir if orphans else None)
         sys.exit(_print_check(report, specs, target, output, out_dir))
-    files.write_atomic(outputs)
+    if orphans:
+        raise click.UsageError("--orphans goes with --check")
+    files.refuse_special(outputs)  # a device, FIFO or socket is refused even with --force
+    foreign = [] if force else files.not_generated(outputs)
+    for path in foreign:
+        click.echo(
+            f"{shown(path)}: error: exists and was not written by resgen (its first line is not "
+            f"'{files.GENERATED_PREFIX} ...'); nothing was written. Use --force to replace it.",
+            err=True,
+        )
+    if foreign:
+        sys.exit(2)
+    same = files.unchanged(outputs)
+    files.write_atomic({path: text for path, text in outputs.items() if path not in same})
     for path in outputs:
-        click.echo(f"wrote {shown(path)}", err=True)
+        click.echo(f"unchanged {shown(path)}" if path in same else f"wrote {shown(path)}", err=True)
 
 
 def _print_check(
@@ -189,7 +202,7 @@ def diff_command(old: str, new: str, fmt: str) -> None:
     from resgen import diff_formats
     from resgen import diffs as specdiff
 
-    result = specdiff.diff(*_compile_all((old, new)))
+    result = specdiff.diff(*compile_all((old, new)))
     render_diff = {
         "text": diff_formats.to_text,
         "markdown": diff_formats.to_markdown,
@@ -264,6 +277,7 @@ def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str)
     from resgen import parity as harness
 
     compiled = buildable(compile_spec(spec, input_size=input_size))
+    import_frameworks_quietly()
     if device == "cuda":
         import torch
 
@@ -301,8 +315,15 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
     from resgen import weights_io
 
     compiled = buildable(compile_spec(spec))
+    import_frameworks_quietly()
     try:
         count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
-    except (ValueError, KeyError) as exc:
-        fail(f"{shown(source[1])}: error: {exc}")
+    except (ValueError, KeyError) as exc:  # blame the file the message names, else the input
+        where, _, rest = str(exc).partition(": ")
+        named = where in (str(source[1]), str(target[1])) and rest
+        fail(f"{shown(where)}: error: {rest}" if named else f"{shown(source[1])}: error: {exc}")
     click.echo(f"wrote {count} tensors to {shown(target[1])}", err=True)
+
+
+main.add_command(cli_start.show)
+main.add_command(cli_start.new)

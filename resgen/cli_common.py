@@ -8,6 +8,7 @@ bug reports.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from resgen.compiler import Compiled
+from resgen.compiler import Compiled, compile_spec
 from resgen.errors import SpecErrors, shown
 from resgen.files import OutputError
 
@@ -176,3 +177,42 @@ def buildable(compiled: Compiled) -> Compiled:
     if problem := size_problem(compiled):
         fail(f"{shown(compiled.doc.file)}: error: {problem}")
     return compiled
+
+
+def compile_all(specs: tuple[str, ...]) -> list[Compiled]:
+    """Compile every spec, reporting all failing specs before giving up."""
+    compiled: list[Compiled] = []
+    errors = []
+    for arg in specs:
+        try:
+            compiled.append(compile_spec(arg))
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise SpecErrors(errors)
+    return compiled
+
+
+def import_frameworks_quietly() -> None:
+    """Import torch, then Keras with TensorFlow, before a command that needs both (parity, weights).
+
+    TensorFlow's native code writes log lines straight to the process's stderr while it loads (its
+    oneDNN notice, absl's "All log messages before absl::InitializeLog()"), which no Python setting
+    silences; they are not results. stderr is pointed at /dev/null for the import only, so every
+    message of resgen's own, and any error of the import itself, still shows.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401  (first: torch's extensions load cleanly before TensorFlow's)
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            with contextlib.suppress(ImportError):
+                import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

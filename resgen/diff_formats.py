@@ -32,7 +32,7 @@ from resgen.diffs import (
     verdict,
 )
 from resgen.errors import shown
-from resgen.graph import format_shape
+from resgen.graph import SHAPE_LAYOUT, format_shape
 from resgen.report import features
 
 
@@ -271,6 +271,7 @@ def to_json(d: SpecDiff) -> dict[str, Any]:
         "new": _side_json(d.new),
         "same": d.same,
         "verdict": verdict(d),
+        "shape_layout": SHAPE_LAYOUT,
         "changes": [
             {
                 "path": c.where,

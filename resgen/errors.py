@@ -1,6 +1,7 @@
 """Errors as values: every failure a user can cause is a `SpecError` with a location.
 
-A `SpecError` prints as ``FILE:LINE:COL: error: field.path: message``. Stages collect them and
+A `SpecError` prints as ``FILE:LINE:COL: error: field.path: message``, or without the field path
+where the problem is the whole file (``FILE:LINE:COL: error: invalid YAML: ...``). Stages collect them and
 raise a `SpecErrors` bundle; the CLI prints each one and exits 2.
 """
 
@@ -49,6 +50,8 @@ class SpecError:
         where = shown(self.file)
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
+        if not self.path:  # about the whole file: no field to name
+            return f"{where}: error: {self.message}"
         return f"{where}: error: {format_path(self.path)}: {self.message}"
 
 

@@ -113,6 +113,14 @@ def format_shape(shape: Shape, sep: str = "x") -> str:
     return sep.join(str(d) for d in shape)
 
 
+# The classifier (a dense layer, or a 1x1 convolution): both targets take its output count as
+# build_model(num_classes=...), the spec's head.classes by default.
+CLASSIFIER = "head.fc"
+# Every shape in resgen's JSON output (summary, parity, diff) is channels first, as torch writes it:
+# (C, H, W) for a feature map, (C,) for a vector. The key says so in each document.
+SHAPE_LAYOUT = "channels_first"
+
+
 class Scope(StrEnum):
     INPUT = "input"
     STEM = "stem"
@@ -370,9 +378,11 @@ class LayerGraph:
         return op.height, op.width, op.channels
 
     @property
-    def classes(self) -> int:
-        """Outputs of the classifier (a dense layer, or a 1x1 convolution)."""
-        op = self["head.fc"].op
+    def classes(self) -> int | None:
+        """Outputs of the classifier (a dense layer, or a 1x1 convolution); None for a backbone."""
+        if CLASSIFIER not in self:
+            return None
+        op = self[CLASSIFIER].op
         assert isinstance(op, Dense | Conv2d)
         return op.out_features if isinstance(op, Dense) else op.out_channels
 

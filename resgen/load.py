@@ -14,6 +14,7 @@ reader accepts, and duplicate keys are refused there, with their field paths.
 from __future__ import annotations
 
 import codecs
+import difflib
 import io
 import json
 import math
@@ -101,10 +102,14 @@ def resolve(spec: str) -> Path:
     preset = presets_dir() / f"{spec}.yaml"
     if preset.is_file():
         return preset
-    hint = ", ".join(preset_names()[:6])
-    raise SpecErrors(
-        [SpecError(spec, (), f"no such file, and no preset of that name (presets: {hint}, ...)")]
-    )
+    raise SpecErrors([SpecError(spec, (), "no such file, and " + unknown_preset_message(spec))])
+
+
+def unknown_preset_message(name: str) -> str:
+    """'no preset of that name', the nearest preset names, and where the list is."""
+    close = difflib.get_close_matches(name.lower(), preset_names(), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"no preset of that name{hint} (`resgen presets` lists them)"
 
 
 def load(spec: str) -> Document:
@@ -188,12 +193,34 @@ def _compose(text: str, file: str) -> Node:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise SpecErrors([SpecError(file, (), f"invalid YAML: {message}", line, col)]) from None
+        hint = _syntax_hint(message, exc.context_mark.line + 1 if exc.context_mark else None)
+        raise SpecErrors([SpecError(file, (), f"invalid YAML: {message}{hint}", line, col)]) from None
     except (YAMLError, RecursionError, AssertionError) as exc:  # ruamel asserts on e.g. "%YAML 1.3"
         raise SpecErrors([SpecError(file, (), f"invalid YAML: {' '.join(str(exc).split())}")]) from None
     if node is None:
         raise SpecErrors([SpecError(file, (), "file is empty; a spec is a mapping of fields")])
     return node
+
+
+# What the usual YAML syntax errors mean in a spec, by a phrase of the parser's message.
+_SYNTAX_HINTS = {
+    "could not find expected ':'": "a key without its colon{near} "
+    "(write `key: value`, a space after the colon)",
+    "mapping values are not allowed": "a line indented deeper than the key above it, or an unquoted value "
+    "holding ': ' (indent keys of one mapping alike; quote such a value)",
+    "expected <block end>": "indentation that does not line up (keys of one mapping start in one column)",
+    "'\\t'": "a tab; YAML indents with spaces only",
+    "while parsing a flow": "a [ or { that is not closed, or a comma missing between its items",
+    "while scanning a quoted scalar": "a quote that is not closed",
+}
+
+
+def _syntax_hint(message: str, context_line: int | None) -> str:
+    for phrase, hint in _SYNTAX_HINTS.items():
+        if phrase in message:
+            near = f" on line {context_line}" if context_line else ""
+            return "; hint: " + hint.replace("{near}", near)
+    return ""
 
 
 def _prescan(yaml: YAML, text: str, file: str) -> None:

@@ -7,8 +7,8 @@ gets those instead (``stem.conv``, ``stages.1.blocks.0.norm1``, ``...downsample.
 ``head.fc``), so timm's resnetv2 state dicts load strictly too. The Keras
 target follows keras.applications' layer names (``conv1_conv``, ``conv3_block1_0_conv``,
 ``conv3_block1_2_bn``, ``post_bn``, ``predictions``) so its weights load by name. Where neither
-reference has the layer (the seed's input BatchNorm, pre-activation blocks in torch), the names
-follow the same scheme.
+reference has the layer (the input BatchNorm of Rosebrock's tutorial, pre-activation blocks in
+torch), the names follow the same scheme.
 
 Block roles map one to one: ``convN``/``bnN`` <-> ``_N_conv``/``_N_bn``, the projection shortcut
 ``downsample.0``/``downsample.1`` <-> ``_0_conv``/``_0_bn``, the pre-activation ``preact_bn`` <->

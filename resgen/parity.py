@@ -24,6 +24,7 @@ import numpy as np
 from resgen import weights
 from resgen.compiler import Compiled
 from resgen.generate import render
+from resgen.graph import SHAPE_LAYOUT
 from resgen.importing import import_generated
 from resgen.naming import keras_name, torch_module, torch_path, torch_stage_path
 
@@ -59,6 +60,9 @@ class ParityReport:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        height, width, channels = self.input_shape
+        data["input_shape"] = [channels, height, width]  # as every JSON output: channels first
+        data["shape_layout"] = SHAPE_LAYOUT
         data["passed"] = self.passed
         return data
 

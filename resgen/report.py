@@ -7,7 +7,7 @@ from typing import Any
 
 from resgen.backends.pytorch_backbone import module_of_tap
 from resgen.compiler import Compiled
-from resgen.graph import format_shape
+from resgen.graph import SHAPE_LAYOUT, format_shape
 from resgen.naming import keras_name, torch_module
 
 
@@ -38,6 +38,7 @@ def summary(compiled: Compiled) -> dict[str, Any]:
     return {
         "name": compiled.name,
         "spec_hash": graph.network.spec_hash,
+        "shape_layout": SHAPE_LAYOUT,
         "input_shape": rows[0]["output_shape"],
         "output_shape": rows[-1]["output_shape"],
         **analysis.totals(),

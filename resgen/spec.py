@@ -198,7 +198,8 @@ class ProjectionShortcut(_Model):
     """Tensor the projection reads: the block input, or (pre-activation blocks) the input after the
     block's first BN-ReLU."""
     when: Literal["needed", "first_block"] = "needed"
-    """Project only where the shape changes, or on the first block of every stage (keras V1, the seed)."""
+    """Project only where the shape changes, or on the first block of every stage (keras.applications
+    V1, Rosebrock's tutorial)."""
     stride_only: Literal["project", "max_pool"] = "project"
     """Where only the resolution changes: project, or subsample with a 1x1 max-pool (keras V2)."""
     kernel_size: Annotated[Literal[1, 3], BeforeValidator(_strict_int)] = 1
@@ -273,7 +274,7 @@ class Spec(_Model):
     followed by BatchNorm (keras V2)."""
     padding: Literal["symmetric", "tf_same"] = "symmetric"
     """Symmetric padding of k // 2, or TensorFlow's "same" (extra row/column at the bottom/right where
-    a strided convolution needs an odd amount), as the seed's Keras code uses."""
+    a strided convolution needs an odd amount), as the Keras code of Rosebrock's tutorial uses."""
     regularization: Regularization = Regularization()
     """Weight penalties and stochastic depth."""
     init: Init = Init()

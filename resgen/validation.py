@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
-from resgen.spec import BACKBONE_NEEDS, TIMM_RESNETV2_NEEDS, Spec
+from resgen.spec import BACKBONE_NEEDS, IDENTIFIER, TIMM_RESNETV2_NEEDS, Spec
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
@@ -68,11 +68,10 @@ def _locate(doc: Document, err: Any) -> SpecError:
                 path = (*path, *suffix)
                 break
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(doc.data, path[:-1])
-        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
-        message = f"unknown field {path[-1]!r}"
-        message += f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
-        return doc.error(path, message, key=True)
+        return doc.error(path, _unknown_field(doc.data, path), key=True)
+    if kind == "string_pattern_mismatch":
+        words = _PATTERNS_IN_WORDS.get(err.get("ctx", {}).get("pattern", ""), "")
+        message = words or message
     if kind == "missing":
         return doc.error(path, "required field is missing")
     value = err.get("input")
@@ -86,6 +85,47 @@ def _locate(doc: Document, err: Any) -> SpecError:
 
 
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+_PATTERNS_IN_WORDS = {
+    IDENTIFIER: "a name starts with a letter, then letters (a-z, A-Z), digits or underscores, "
+    "at most 64 characters in all (it becomes a Python name)",
+}
+
+
+def _unknown_field(data: Any, path: tuple[str | int, ...]) -> str:
+    """'unknown field', and where the user probably meant it: a field of that name at another level
+    (``classes`` at the top belongs in ``head``), a close spelling here, or the fields allowed here."""
+    key, parent = str(path[-1]), path[:-1]
+    message = f"unknown field {key!r}"
+    here = ""  # the parent as _field_paths writes it: stages[0] is stages[]
+    for part in parent:
+        here += "[]" if isinstance(part, int) else f".{part}" if here else str(part)
+    elsewhere = [
+        p for p in _field_paths(Spec, ()) if p.rsplit(".", 1)[-1] == key and p.rpartition(".")[0] != here
+    ]
+    if elsewhere:
+        return f"{message}; it belongs in {' or '.join(elsewhere[:3])}"
+    allowed = _allowed_fields(data, parent)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return message + (
+        f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+    )
+
+
+def _field_paths(model: Any, prefix: tuple[str, ...], depth: int = 0) -> list[str]:
+    """Dotted paths of every field under `model`, through unions and lists (``stages[].filters``)."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        listed = get_origin(info.annotation) in (list, tuple)
+        here = (*prefix, f"{name}[]" if listed else name)
+        found.append(".".join(here))
+        if depth < 3:
+            seen: list[str] = []
+            for sub in _models_in(info.annotation):
+                for p in _field_paths(sub, here, depth + 1):
+                    if p not in seen and p not in found:
+                        seen.append(p)
+            found += seen
+    return found
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:

@@ -29,7 +29,7 @@ def test_validate_reports_every_bad_spec(tmp_path: Path) -> None:
     code, out, err = run("validate", "resnet18", str(a), str(b))
     assert code == 2 and out == ""
     assert f"{a}:1:1: error: block: required field is missing" in err
-    assert f"{b}:1:1: error: <root>: the top level of a spec must be a mapping of fields" in err
+    assert f"{b}:1:1: error: the top level of a spec must be a mapping of fields" in err
 
 
 def test_summary_json_fields() -> None:
@@ -39,6 +39,7 @@ def test_summary_json_fields() -> None:
     for key in ("name", "input_shape", "output_shape", "params", "non_trainable_params", "macs", "layers"):
         assert key in data
     assert data["input_shape"] == [3, 224, 224] and data["output_shape"] == [1000]
+    assert data["shape_layout"] == "channels_first"
     assert data["params"] == sum(layer["params"] for layer in data["layers"])
     fc = data["layers"][-1]
     assert (fc["name"], fc["torch"], fc["keras"], fc["params"]) == ("head.fc", "fc", "predictions", 513_000)
@@ -71,7 +72,7 @@ def test_presets_lists_every_shipped_spec() -> None:
 def test_unknown_preset_is_exit_2() -> None:
     code, _, err = run("summary", "resnet51")
     assert code == 2
-    assert err.startswith("resnet51: error: <root>: no such file, and no preset of that name")
+    assert err.startswith("resnet51: error: no such file, and no preset of that name")
 
 
 def test_module_entry_point_and_no_traceback(tmp_path: Path) -> None:
@@ -81,7 +82,7 @@ def test_module_entry_point_and_no_traceback(tmp_path: Path) -> None:
         [sys.executable, "-m", "resgen", "validate", str(bad)], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"{bad}:2:1: error: <root>: invalid YAML")
+    assert proc.stderr.startswith(f"{bad}:2:1: error: invalid YAML")
     assert "Traceback" not in proc.stderr
 
 

@@ -574,3 +574,15 @@ def test_generated_model_runs_on_the_torch_backend(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "torch"
     got = np.load(tmp_path / "y.npy")
     assert float(np.abs(got - expected).max()) <= tolerance(expected)
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet20", "resnetv2_50"])
+def test_build_model_takes_num_classes(name: str) -> None:
+    module = generated_module(name)
+    assert compile_spec(name).spec.head.classes == module.NUM_CLASSES
+    assert module.build_model().output.shape[-1] == module.NUM_CLASSES
+    side = min(module.INPUT_SHAPE[0], 32)
+    model = module.build_model(input_shape=(side, side, module.INPUT_SHAPE[2]), num_classes=7)
+    assert tuple(model.output.shape) == (None, 7)
+    out = model(np.zeros((2, side, side, module.INPUT_SHAPE[2]), dtype="float32"), training=False)
+    assert tuple(out.shape) == (2, 7)

@@ -115,7 +115,7 @@ def test_parity_json_report() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["passed"] is True and data["device"] == "cpu" and data["tolerance"] == 1e-4
-    assert data["input_shape"] == [17, 23, 3]
+    assert data["input_shape"] == [3, 17, 23] and data["shape_layout"] == "channels_first"
     assert {"torch", "keras", "keras_backend"} <= set(data["versions"])
     assert set(data["tf32"]) == {"torch_matmul", "torch_cudnn"}
     tap = data["taps"][0]

@@ -488,3 +488,23 @@ def test_variants_are_ruff_clean(tmp_path: Path) -> None:
     for data in VARIANTS:
         (tmp_path / f"{data['name']}.py").write_text(render(compile_variant(data), "torch"), encoding="utf-8")
     assert_ruff_clean(tmp_path)
+
+
+@pytest.mark.parametrize(("name", "classifier"), [("cifar_resnet20", "fc"), ("resnetv2_50", "head.fc")])
+def test_build_model_takes_num_classes_as_torchvision_does(name: str, classifier: str) -> None:
+    module = preset_module(name)
+    default = module.build_model()
+    spec_classes = compile_spec(name).spec.head.classes
+    assert default.get_submodule(classifier).weight.shape[0] == spec_classes
+    model = module.build_model(num_classes=7)
+    assert model.get_submodule(classifier).weight.shape[0] == 7
+    assert model.get_submodule(classifier).bias.shape == (7,)
+    height, _, channels = compile_spec(name).graph.input_hwc
+    side = min(height, 32)
+    with torch.no_grad():
+        out = model.eval()(torch.randn(2, channels, side, side))
+    assert tuple(out.shape) == (2, 7)
+    # fine-tuning: every weight but the classifier's loads from the spec's own model
+    other = {k: v for k, v in default.state_dict().items() if not k.startswith(classifier + ".")}
+    missing, unexpected = model.load_state_dict(other, strict=False)
+    assert sorted(missing) == [f"{classifier}.bias", f"{classifier}.weight"] and not unexpected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,27 @@ def test_convert_errors_are_clear(tmp_path: Path) -> None:
     result = convert_cli("resnet18", "torch", wrong, "keras", tmp_path / "x.npz")
     assert result.exit_code == 2 and "unknown weight file type" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_convert_is_quiet_and_blames_the_output_file_at_fault(tmp_path: Path) -> None:
+    """No TensorFlow or absl log lines on stderr, only resgen's own line; a bad output name is
+    reported against the output file, not the input."""
+    import subprocess
+    import sys
+
+    compiled = compile_spec("cifar_resnet20")
+    torch_module, _ = parity.import_targets(compiled)
+    start = tmp_path / "start.pt"
+    torch.save(torch_module.build_model().state_dict(), start)
+    out = tmp_path / "out.weights.h5"
+    command = [sys.executable, "-m", "resgen", "weights", "convert", "cifar_resnet20"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [*command, "--from", "torch", str(start), "--to", "keras", str(out)],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [f"wrote {proc.stderr.split()[1]} tensors to {out}"]
+    result = convert_cli("cifar_resnet20", "torch", start, "keras", tmp_path / "x.npz")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{tmp_path / 'x.npz'}: error: unknown weight file type")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from resgen.backends import blocks
 from resgen.backends.keras3_blocks import tensor_of
 from resgen.codegen import CodegenError, literal
-from resgen.graph import Conv2d, Layer, LayerGraph
+from resgen.graph import CLASSIFIER, Conv2d, Layer, LayerGraph
 from resgen.naming import keras_name, keras_pad_name
 from resgen.passes import Analysis
 
@@ -46,9 +46,9 @@ class Site(ABC):
         """The variable the layer's output is assigned to."""
 
     def channels(self, layer: Layer) -> str:
-        """Code text of a convolution's output channels."""
+        """Code text of a convolution's output channels (the classifier's: build_model's num_classes)."""
         assert isinstance(layer.op, Conv2d)
-        return literal(layer.op.out_channels)
+        return "num_classes" if layer.name == CLASSIFIER else literal(layer.op.out_channels)
 
     def stride(self, layer: Layer) -> str:
         return literal(getattr(layer.op, "stride", 1))

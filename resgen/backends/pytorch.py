@@ -31,6 +31,7 @@ from resgen.backends import (
 )
 from resgen.codegen import CodegenError, call_lines, comment, docstring, indented, literal, plural
 from resgen.graph import (
+    CLASSIFIER,
     OPS,
     BlurPool,
     Conv2d,
@@ -89,6 +90,11 @@ def _module(layer: Layer, head: str, args: Sequence[str], ctx: Context, notes: S
     )
 
 
+def _outputs(layer: Layer, count: int) -> str:
+    """A layer's output channels as code: the classifier's come from ``ResNet(num_classes=...)``."""
+    return "num_classes" if layer.name == CLASSIFIER else literal(count)
+
+
 def _input(layer: Layer, ctx: Context) -> Code:
     return Code(None)  # the argument of forward
 
@@ -96,7 +102,7 @@ def _input(layer: Layer, ctx: Context) -> Code:
 def _conv2d(layer: Layer, ctx: Context) -> Code:
     op = layer.op
     assert isinstance(op, Conv2d)
-    args = [literal(op.in_channels), literal(op.out_channels)]
+    args = [literal(op.in_channels), _outputs(layer, op.out_channels)]
     args += [f"kernel_size={literal(op.kernel_size)}", f"stride={literal(op.stride)}"]
     notes = []
     if op.padding is PadMode.TF_SAME:
@@ -202,7 +208,7 @@ def _dropout(layer: Layer, ctx: Context) -> Code:
 
 def _dense(layer: Layer, ctx: Context) -> Code:
     (source,) = ctx.graph.inputs(layer.name)
-    args = [literal(ctx.analysis.shape(source)[0]), literal(layer.op.out_features)]  # type: ignore[union-attr]
+    args = [literal(ctx.analysis.shape(source)[0]), _outputs(layer, layer.op.out_features)]  # type: ignore[union-attr]
     if not layer.op.bias:  # type: ignore[union-attr]
         args.append("bias=False")
     return _module(layer, "nn.Linear", args, ctx)
@@ -366,6 +372,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 ],
                 4,
             ),
+            "init_params": "self" if graph.classes is None else f"self, num_classes: int = {graph.classes}",
             "in_planes": literal(graph.blocks[0].in_channels),
             "stem_init": stem_init,
             "forward_type": pytorch_backbone.forward_type(graph),
@@ -379,6 +386,16 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "build_doc": docstring(
             [
                 f"The network of spec {net.name}, freshly initialized.",
+                *(
+                    []
+                    if graph.classes is None
+                    else [
+                        f"num_classes sets the classifier's outputs (the spec's: {graph.classes}), as "
+                        "torchvision's constructors do: to fine-tune on another label set, build with "
+                        "yours and load the other weights with ``strict=False`` or without the "
+                        "classifier."
+                    ]
+                ),
                 "channels_last=True stores the convolution weights in torch.channels_last (NHWC) "
                 "memory format, often faster on GPUs and with oneDNN on CPUs; feed it inputs "
                 "converted with ``x.to(memory_format=torch.channels_last)``. The function it "
@@ -387,4 +404,18 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             4,
         ),
         "fuse": pytorch_fuse.fuse_view(graph, block["name"], MODEL_CLASS),
+        **_build_model_view(graph),
+    }
+
+
+def _build_model_view(graph: LayerGraph) -> dict[str, Any]:
+    """build_model's signature and the model class's arguments: num_classes where there is a
+    classifier (a backbone has none)."""
+    params = ["channels_last: bool = False"]
+    if graph.classes is not None:
+        params.insert(0, f"num_classes: int = {graph.classes}")
+    signature = call_lines("def build_model", ["*", *params], 0, f" -> {MODEL_CLASS}:")
+    return {
+        "build_signature": signature,
+        "model_args": "" if graph.classes is None else "num_classes=num_classes",
     }

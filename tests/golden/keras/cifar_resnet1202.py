@@ -15,6 +15,7 @@ from keras import layers
 
 DESCRIPTION = "ResNet-1202 for CIFAR-10 (He et al. 2015), option A shortcuts"
 INPUT_SHAPE = (32, 32, 3)  # (height, width, channels), as the spec states it
+NUM_CLASSES = 10  # outputs of the classifier, as the spec states it
 # Keras builds, calls and saves a functional model by walking its graph recursively,
 # about one frame per layer: 4205 layers deep, this one needs more than Python's default
 # limit.
@@ -146,12 +147,17 @@ def basic_block(
     return x
 
 
-def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
+def build_model(
+    input_shape: tuple[int, int, int] | None = None, num_classes: int = NUM_CLASSES
+) -> keras.Model:
     """Build the network as a Keras functional model (channels last).
 
     Args:
         input_shape: (height, width, channels) of the input images; defaults to
             INPUT_SHAPE, the spec's.
+        num_classes: outputs of the classifier; defaults to NUM_CLASSES, the spec's.
+            To fine-tune on another label set, build with yours and load the other
+            weights with ``skip_mismatch=True`` or into every layer but the classifier.
 
     Returns:
         The model, not compiled.
@@ -199,7 +205,7 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
 
     x = layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
     x = layers.Dense(
-        10,
+        num_classes,
         use_bias=True,
         kernel_initializer=uniform_fan_in(),
         bias_initializer=uniform_bias(64),

@@ -13,6 +13,7 @@ from keras import layers
 
 DESCRIPTION = "ResNet-50 (He et al. 2015), as keras.applications.ResNet50"
 INPUT_SHAPE = (224, 224, 3)  # (height, width, channels), as the spec states it
+NUM_CLASSES = 1000  # outputs of the classifier, as the spec states it
 
 
 def bottleneck_block(
@@ -105,12 +106,17 @@ def bottleneck_block(
     return x
 
 
-def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
+def build_model(
+    input_shape: tuple[int, int, int] | None = None, num_classes: int = NUM_CLASSES
+) -> keras.Model:
     """Build the network as a Keras functional model (channels last).
 
     Args:
         input_shape: (height, width, channels) of the input images; defaults to
             INPUT_SHAPE, the spec's.
+        num_classes: outputs of the classifier; defaults to NUM_CLASSES, the spec's.
+            To fine-tune on another label set, build with yours and load the other
+            weights with ``skip_mismatch=True`` or into every layer but the classifier.
 
     Returns:
         The model, not compiled.
@@ -207,5 +213,10 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         )
 
     x = layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
-    x = layers.Dense(1000, activation="softmax", use_bias=True, name="predictions")(x)
+    x = layers.Dense(
+        num_classes,
+        activation="softmax",
+        use_bias=True,
+        name="predictions",
+    )(x)
     return keras.Model(inputs=inputs, outputs=x, name="keras_resnet50")

@@ -16,6 +16,7 @@ DESCRIPTION = (
     "resnetv2_50d"
 )
 INPUT_SHAPE = (224, 224, 3)  # (height, width, channels), as the spec states it
+NUM_CLASSES = 1000  # outputs of the classifier, as the spec states it
 
 
 @keras.saving.register_keras_serializable(package="resgen")
@@ -161,12 +162,17 @@ def bottleneck_block(
     return x
 
 
-def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
+def build_model(
+    input_shape: tuple[int, int, int] | None = None, num_classes: int = NUM_CLASSES
+) -> keras.Model:
     """Build the network as a Keras functional model (channels last).
 
     Args:
         input_shape: (height, width, channels) of the input images; defaults to
             INPUT_SHAPE, the spec's.
+        num_classes: outputs of the classifier; defaults to NUM_CLASSES, the spec's.
+            To fine-tune on another label set, build with yours and load the other
+            weights with ``skip_mismatch=True`` or into every layer but the classifier.
 
     Returns:
         The model, not compiled.
@@ -312,7 +318,7 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
         name="avg_pool",
     )(x)
     x = layers.Conv2D(
-        1000,
+        num_classes,
         1,
         data_format="channels_last",
         use_bias=True,

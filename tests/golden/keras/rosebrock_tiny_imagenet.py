@@ -13,6 +13,7 @@ from keras import layers
 
 DESCRIPTION = "ResNet.build of Rosebrock's tutorial, reg=0.0005, dataset=tiny_imagenet"
 INPUT_SHAPE = (64, 64, 3)  # (height, width, channels), as the spec states it
+NUM_CLASSES = 200  # outputs of the classifier, as the spec states it
 
 
 def bottleneck_block(
@@ -103,12 +104,17 @@ def bottleneck_block(
     return x
 
 
-def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
+def build_model(
+    input_shape: tuple[int, int, int] | None = None, num_classes: int = NUM_CLASSES
+) -> keras.Model:
     """Build the network as a Keras functional model (channels last).
 
     Args:
         input_shape: (height, width, channels) of the input images; defaults to
             INPUT_SHAPE, the spec's.
+        num_classes: outputs of the classifier; defaults to NUM_CLASSES, the spec's.
+            To fine-tune on another label set, build with yours and load the other
+            weights with ``skip_mismatch=True`` or into every layer but the classifier.
 
     Returns:
         The model, not compiled.
@@ -207,7 +213,7 @@ def build_model(input_shape: tuple[int, int, int] | None = None) -> keras.Model:
     )(x)
     x = layers.Flatten(data_format="channels_last", name="flatten")(x)
     x = layers.Dense(
-        200,
+        num_classes,
         activation="softmax",
         use_bias=True,
         kernel_regularizer=keras.regularizers.L2(0.0005),

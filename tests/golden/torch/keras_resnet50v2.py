@@ -110,7 +110,7 @@ class PreActBottleneck(nn.Module):
 class ResNet(nn.Module):
     """keras_resnet50v2: 4 stages of PreActBottleneck blocks (3, 4, 6, 3)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.in_planes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)
@@ -128,7 +128,7 @@ class ResNet(nn.Module):
         self.post_bn = norm(2048)
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(2048, 1000)
+        self.fc = nn.Linear(2048, num_classes)
 
         # Initialization, as the spec states it: convolution kernels and the
         # classifier's kernel U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); biases
@@ -188,15 +188,19 @@ class ResNet(nn.Module):
         return x
 
 
-def build_model(*, channels_last: bool = False) -> ResNet:
+def build_model(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """The network of spec keras_resnet50v2, freshly initialized.
+
+    num_classes sets the classifier's outputs (the spec's: 1000), as torchvision's
+    constructors do: to fine-tune on another label set, build with yours and load
+    the other weights with ``strict=False`` or without the classifier.
 
     channels_last=True stores the convolution weights in torch.channels_last
     (NHWC) memory format, often faster on GPUs and with oneDNN on CPUs; feed it
     inputs converted with ``x.to(memory_format=torch.channels_last)``. The
     function it computes is the same.
     """
-    model = ResNet()
+    model = ResNet(num_classes=num_classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

@@ -108,7 +108,7 @@ class PreActBottleneck(nn.Module):
 class ResNet(nn.Module):
     """resnetv2_50d: 4 stages of PreActBottleneck blocks (3, 4, 6, 3)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.in_planes = 64
         self.stem = nn.Sequential(
@@ -136,7 +136,7 @@ class ResNet(nn.Module):
         self.head = nn.Sequential(
             OrderedDict(
                 global_pool=nn.AdaptiveAvgPool2d((1, 1)),
-                fc=nn.Conv2d(2048, 1000, kernel_size=1, stride=1, bias=True),
+                fc=nn.Conv2d(2048, num_classes, kernel_size=1, stride=1, bias=True),
                 flatten=nn.Flatten(1),
             )
         )
@@ -194,15 +194,19 @@ class ResNet(nn.Module):
         return x
 
 
-def build_model(*, channels_last: bool = False) -> ResNet:
+def build_model(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """The network of spec resnetv2_50d, freshly initialized.
+
+    num_classes sets the classifier's outputs (the spec's: 1000), as torchvision's
+    constructors do: to fine-tune on another label set, build with yours and load
+    the other weights with ``strict=False`` or without the classifier.
 
     channels_last=True stores the convolution weights in torch.channels_last
     (NHWC) memory format, often faster on GPUs and with oneDNN on CPUs; feed it
     inputs converted with ``x.to(memory_format=torch.channels_last)``. The
     function it computes is the same.
     """
-    model = ResNet()
+    model = ResNet(num_classes=num_classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

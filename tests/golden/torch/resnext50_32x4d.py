@@ -103,7 +103,7 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """resnext50_32x4d: 4 stages of Bottleneck blocks (3, 4, 6, 3)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.in_planes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -117,7 +117,7 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(512, 3, stride=2)
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(2048, 1000)
+        self.fc = nn.Linear(2048, num_classes)
 
         # Initialization, as the spec states it: convolution kernels N(0, 2 / fan_out);
         # the classifier's kernel and every bias keep torch's default, U(-1 /
@@ -165,15 +165,19 @@ class ResNet(nn.Module):
         return x
 
 
-def build_model(*, channels_last: bool = False) -> ResNet:
+def build_model(*, num_classes: int = 1000, channels_last: bool = False) -> ResNet:
     """The network of spec resnext50_32x4d, freshly initialized.
+
+    num_classes sets the classifier's outputs (the spec's: 1000), as torchvision's
+    constructors do: to fine-tune on another label set, build with yours and load
+    the other weights with ``strict=False`` or without the classifier.
 
     channels_last=True stores the convolution weights in torch.channels_last
     (NHWC) memory format, often faster on GPUs and with oneDNN on CPUs; feed it
     inputs converted with ``x.to(memory_format=torch.channels_last)``. The
     function it computes is the same.
     """
-    model = ResNet()
+    model = ResNet(num_classes=num_classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model

@@ -123,7 +123,7 @@ class PreActBottleneck(nn.Module):
 class ResNet(nn.Module):
     """rosebrock_tiny_imagenet: 3 stages of PreActBottleneck blocks (3, 4, 6)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 200) -> None:
         super().__init__()
         self.in_planes = 64
         # BatchNorm on the raw input, as the ResNet of Rosebrock's tutorial does.
@@ -142,7 +142,7 @@ class ResNet(nn.Module):
         # A fixed 8x8 average pool (the head of Rosebrock's tutorial), not a global one:
         # the classifier's input size follows from the spec's input size.
         self.avgpool = nn.AvgPool2d(kernel_size=8, stride=8)
-        self.fc = nn.Linear(512, 200)
+        self.fc = nn.Linear(512, num_classes)
 
         # Initialization, as the spec states it: convolution kernels and the
         # classifier's kernel U(-a, a) with a = sqrt(6 / (fan_in + fan_out)); biases
@@ -196,15 +196,19 @@ class ResNet(nn.Module):
         return x
 
 
-def build_model(*, channels_last: bool = False) -> ResNet:
+def build_model(*, num_classes: int = 200, channels_last: bool = False) -> ResNet:
     """The network of spec rosebrock_tiny_imagenet, freshly initialized.
+
+    num_classes sets the classifier's outputs (the spec's: 200), as torchvision's
+    constructors do: to fine-tune on another label set, build with yours and load
+    the other weights with ``strict=False`` or without the classifier.
 
     channels_last=True stores the convolution weights in torch.channels_last
     (NHWC) memory format, often faster on GPUs and with oneDNN on CPUs; feed it
     inputs converted with ``x.to(memory_format=torch.channels_last)``. The
     function it computes is the same.
     """
-    model = ResNet()
+    model = ResNet(num_classes=num_classes)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
