@@ -69,6 +69,8 @@ __all__ = [
     "ChannelConv1d",
     "Conv2d",
     "Dense",
+    "DilationDim",
+    "DilationRule",
     "Distribution",
     "DropPath",
     "Dropout",
@@ -153,6 +155,9 @@ class ShortcutKind(StrEnum):
     IDENTITY = "identity"
     PROJECTION = "projection"  # 1x1 convolution (and BatchNorm)
     POOLED_PROJECTION = "pooled_projection"  # 2x2 average pool, then 1x1 convolution (timm avg_down)
+    # avg_down in a block that dilates instead of striding: a stride-1 2x2 pool of the input padded
+    # with zeros at the bottom and right (timm's AvgPool2dSame), then a 1x1 convolution
+    DILATED_POOLED_PROJECTION = "dilated_pooled_projection"
     WIDE_PROJECTION = "wide_projection"  # strided 3x3 convolution (timm down_kernel_size=3, senet154)
     MAX_POOL = "max_pool"  # 1x1 max-pool: only the resolution changes (keras.applications V2)
     ZERO_PAD = "zero_pad"  # option A: subsample and add zero channels (He et al. 2015)
@@ -166,6 +171,20 @@ class BlockDim(StrEnum):
     FIRST = "first"  # what the first 1x1 of a bottleneck outputs: width // reduce_first (timm)
     OUT = "out"  # the block's output channels
     REDUCED = "reduced"  # the reduced width of squeeze-and-excitation
+
+
+class DilationDim(StrEnum):
+    """Which dilation of a residual block a 3x3 convolution of its branch takes."""
+
+    FIRST = "first_dilation"  # the branch's first 3x3 (the previous stage's, in a first block)
+    REST = "dilation"  # the others: the stage's
+
+
+class DilationRule(StrEnum):
+    """How a stage that dilates instead of striding (output_stride) spreads its dilation."""
+
+    TORCHVISION = "torchvision"  # the first block keeps the previous dilation (timm too)
+    WHOLE_STAGE = "whole_stage"  # every block takes the stage's (detectron2)
 
 
 class ShortcutSource(StrEnum):
@@ -192,6 +211,7 @@ class Layer:
     dims: tuple[BlockDim, BlockDim] | None = None
     carries_stride: bool = False
     zero_init: bool = False  # its scale (a norm) or kernel (a convolution) starts at 0 (zero_init_last)
+    dilation: DilationDim | None = None  # a block's 3x3 convolution: which block dilation it takes
 
     @property
     def kind(self) -> str:
@@ -251,13 +271,18 @@ class ShortcutRule:
     avg_down: bool = False  # a projection in a strided block pools first (POOLED_PROJECTION)
     wide: bool = False  # a projection in a strided block is a 3x3 convolution (WIDE_PROJECTION)
 
-    def choose(self, *, block: int, in_channels: int, out_channels: int, stride: int) -> ShortcutKind:
-        """The shortcut of the `block`-th block of a stage with this shape change."""
+    def choose(
+        self, *, block: int, in_channels: int, out_channels: int, stride: int, dilation: int = 1
+    ) -> ShortcutKind:
+        """The shortcut of the `block`-th block of a stage with this shape change, in a stage of
+        this dilation (timm pools a projection where the stage dilates, though it does not stride)."""
         changes = stride != 1 or in_channels != out_channels
         if self.changing is ShortcutKind.ZERO_PAD:
             return ShortcutKind.ZERO_PAD if changes else ShortcutKind.IDENTITY
         project = ShortcutKind.PROJECTION
-        if stride != 1 and self.avg_down:
+        if dilation != 1 and self.avg_down:
+            project = ShortcutKind.DILATED_POOLED_PROJECTION
+        elif stride != 1 and self.avg_down:
             project = ShortcutKind.POOLED_PROJECTION
         elif stride != 1 and self.wide:
             project = ShortcutKind.WIDE_PROJECTION
@@ -275,8 +300,10 @@ class StageRecord:
     index: int  # 1-based
     blocks: int
     planes: int  # the blocks' base width (torchvision's "planes")
-    stride: int
+    stride: int  # 1 where the stage dilates instead (output_stride)
     out_channels: int
+    dilation: int = 1  # of its blocks' 3x3 convolutions
+    first_dilation: int = 1  # of its first block's first 3x3 (DilationRule)
 
 
 @dataclass(frozen=True)
@@ -293,6 +320,8 @@ class BlockRecord:
     reduced: int | None = None  # squeeze-and-excitation's reduced width
     eca_kernel: int | None = None  # ECA's kernel size
     first_width: int | None = None  # a bottleneck's conv1 output where it is width // reduce_first
+    dilation: int = 1  # of the branch's 3x3 convolutions after the first (DilationDim.REST)
+    first_dilation: int = 1  # of the branch's first 3x3 convolution (DilationDim.FIRST)
 
     @property
     def prefix(self) -> str:
@@ -325,6 +354,7 @@ class Network:
     weight_standardization: float | None = None  # epsilon of weight-standardized convolutions (BiT)
     torch_paths: TorchPaths = TorchPaths.TORCHVISION
     taps: tuple[Tap, ...] = ()  # a backbone's outputs; empty for a classifier (it returns the head's)
+    dilation_rule: DilationRule = DilationRule.TORCHVISION  # where stages dilate (output_stride)
 
 
 class LayerGraph:

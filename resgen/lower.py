@@ -19,6 +19,7 @@ from resgen.graph import (
     BlockRecord,
     Conv2d,
     Dense,
+    DilationRule,
     Distribution,
     Dropout,
     EcaDesign,
@@ -117,6 +118,7 @@ def network_of(spec: Spec) -> Network:
         drop_path=spec.regularization.drop_path,
         weight_standardization=spec.conv.epsilon if isinstance(spec.conv, WeightStandardizedConv) else None,
         torch_paths=TorchPaths(spec.torch_paths),
+        dilation_rule=DilationRule(spec.backbone.dilation),
     )
 
 
@@ -145,6 +147,9 @@ def lower(spec: Spec) -> LayerGraph:
     inp = spec.input
     x = b.add("input", Input(inp.channels, inp.height, inp.width), (), ("input",))
     x, channels = _stem(b, x)
+    stem = [layer for layer in b.layers.values() if layer.scope is Scope.STEM]
+    stages = _dilate(network.stages, _strides(stem), spec.backbone.output_stride, network.dilation_rule)
+    network = b.net = dataclasses.replace(network, stages=stages)
     blocks: list[BlockRecord] = []
     b.scope = Scope.STAGE
     for stage in network.stages:
@@ -163,6 +168,30 @@ def lower(spec: Spec) -> LayerGraph:
 
 
 _STEM_POOL_ROLES = ("pool_conv", "pool", "pool_aa")
+
+
+def _dilate(
+    stages: tuple[StageRecord, ...], reduction: int, output_stride: int, rule: DilationRule
+) -> tuple[StageRecord, ...]:
+    """The stages under an output stride (torchvision's replace_stride_with_dilation, timm's
+    output_stride): a stage whose stride would take the reduction past it keeps the resolution and
+    multiplies the dilation by that stride instead. Its first block keeps the previous dilation
+    (torchvision, timm) or takes the new one too (whole_stage, detectron2)."""
+    if output_stride == 32:  # the default: every stage strides as the spec says
+        return stages
+    dilated = []
+    dilation = 1
+    for stage in stages:
+        previous = dilation
+        stride = stage.stride
+        if reduction * stride > output_stride:
+            dilation *= stride
+            stride = 1
+        else:
+            reduction *= stride
+        first = previous if rule is DilationRule.TORCHVISION else dilation
+        dilated.append(dataclasses.replace(stage, stride=stride, dilation=dilation, first_dilation=first))
+    return tuple(dilated)
 
 
 def _taps(spec: Spec, layers: list[Layer], blocks: list[BlockRecord]) -> tuple[Tap, ...]:

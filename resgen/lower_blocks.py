@@ -7,6 +7,8 @@ source, and the block's attention.
 
 from __future__ import annotations
 
+import dataclasses
+
 from resgen.errors import Path
 from resgen.graph import (
     Add,
@@ -18,6 +20,7 @@ from resgen.graph import (
     BlockRecord,
     ChannelConv1d,
     Conv2d,
+    DilationDim,
     DropPath,
     EcaDesign,
     GlobalAvgPool,
@@ -86,14 +89,19 @@ class Builder:
         carries_stride: bool = False,
         bias: bool | None = None,
         standardized: bool = True,
+        dilation: tuple[DilationDim, int] | None = None,
     ) -> str:
         """A convolution; weight-standardized where the network's convolutions are, unless
         `standardized` is false (timm's plain classifier and squeeze-and-excitation convolutions)."""
         if bias is None:
             bias = self.spec.conv_bias == "all"  # "unnormalized" is settled in `_settle_bias`
         eps = self.net.weight_standardization if standardized else None
-        op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding, eps)
-        return self.add(name, op, (x,), origin, dims, carries_stride)
+        dim, rate = dilation if dilation is not None else (None, 1)
+        op = Conv2d(cin, cout, k, stride, groups, bias, self.net.padding, eps, rate)
+        name = self.add(name, op, (x,), origin, dims, carries_stride)
+        if dim is not None:
+            self.layers[name] = dataclasses.replace(self.layers[name], dilation=dim)
+        return name
 
     def bn(self, name: str, x: str, channels: int, origin: Path, dim: BlockDim | None = None) -> str:
         """The network's normalization layer: BatchNorm, or GroupNorm where the spec asks for it."""
@@ -113,13 +121,29 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
     stride = block_stride(stage, i, design)
     cout = stage.out_channels
     width = design.inner_width(stage.planes)
-    kind = rule.choose(block=i, in_channels=cin, out_channels=cout, stride=stride)
+    kind = rule.choose(block=i, in_channels=cin, out_channels=cout, stride=stride, dilation=stage.dilation)
+    # output_stride: the branch's first 3x3 of a stage's first block may keep the previous dilation
+    first_dilation = stage.first_dilation if i == 1 else stage.dilation
+    dilate_first, dilate_rest = (DilationDim.FIRST, first_dilation), (DilationDim.REST, stage.dilation)
     attention = design.attention
     reduced = attention.reduced(cout) if isinstance(attention, SqueezeExciteDesign) else None
     eca_kernel = attention.kernel_size(cout) if isinstance(attention, EcaDesign) else None
     first = width // design.reduce_first
     first_width = first if design.reduce_first != 1 else None
-    record = BlockRecord(stage.index, i, cin, width, cout, stride, kind, reduced, eca_kernel, first_width)
+    record = BlockRecord(
+        stage.index,
+        i,
+        cin,
+        width,
+        cout,
+        stride,
+        kind,
+        reduced,
+        eca_kernel,
+        first_width,
+        stage.dilation,
+        first_dilation,
+    )
 
     block_in = x
     IN, WIDTH, OUT = BlockDim.IN, BlockDim.WIDTH, BlockDim.OUT
@@ -158,6 +182,7 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             groups=design.groups,
             dims=(FIRST, WIDTH),
             carries_stride=not on1 and not aa,
+            dilation=dilate_first,
         )
         x = b.bn(f"{p}.bn2", x, width, at, WIDTH)
         x = b.relu(f"{p}.relu2", x, at)
@@ -176,23 +201,28 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             stride=conv_stride,
             dims=(IN, OUT),
             carries_stride=not aa,
+            dilation=dilate_first,
         )
         x = b.bn(f"{p}.bn1", x, cout, at, OUT)
         x = b.relu(f"{p}.relu1", x, at)
         x = anti_alias(x, cout, OUT)
-        x = b.conv(f"{p}.conv2", x, at, cin=cout, cout=cout, k=3, dims=(OUT, OUT))
+        x = b.conv(f"{p}.conv2", x, at, cin=cout, cout=cout, k=3, dims=(OUT, OUT), dilation=dilate_rest)
         if not design.preactivation:
             x = b.bn(f"{p}.bn2", x, cout, at, OUT)
 
     shortcut = block_in
-    if kind in (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION, ShortcutKind.WIDE_PROJECTION):
+    pooled = (ShortcutKind.POOLED_PROJECTION, ShortcutKind.DILATED_POOLED_PROJECTION)
+    if kind in (ShortcutKind.PROJECTION, ShortcutKind.WIDE_PROJECTION, *pooled):
         source = preact if rule.source is ShortcutSource.PREACTIVATED else block_in
         conv_stride = stride
         conv_kernel = 3 if kind is ShortcutKind.WIDE_PROJECTION else 1
-        if kind is ShortcutKind.POOLED_PROJECTION:
-            pool = AvgPool(kernel_size=2, stride=stride, ceil_mode=True)
+        if kind in pooled:
+            dilated = kind is ShortcutKind.DILATED_POOLED_PROJECTION
+            pool = AvgPool(kernel_size=2, stride=stride, ceil_mode=not dilated, pad_end=int(dilated))
             origin = ("shortcut", "downsample")
-            source = b.add(f"{p}.shortcut_pool", pool, (source,), origin, (IN, IN), carries_stride=True)
+            source = b.add(
+                f"{p}.shortcut_pool", pool, (source,), origin, (IN, IN), carries_stride=not dilated
+            )
             conv_stride = 1
         shortcut = b.conv(
             f"{p}.shortcut_conv",
@@ -203,7 +233,7 @@ def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tup
             k=conv_kernel,
             stride=conv_stride,
             dims=(IN, OUT),
-            carries_stride=kind is not ShortcutKind.POOLED_PROJECTION,
+            carries_stride=kind not in pooled,
         )
         if rule.norm:
             shortcut = b.bn(f"{p}.shortcut_bn", shortcut, cout, ("shortcut", "norm"), OUT)

@@ -47,6 +47,12 @@ class Conv2d:
     # Weight standardization (timm's StdConv2d, BiT): the epsilon it adds to the kernel variance;
     # None for a plain convolution.
     standardize: float | None = None
+    dilation: int = 1  # spacing of the kernel's taps (output_stride); padding grows with it
+
+    @property
+    def reach(self) -> int:
+        """The side of the window one output reads: dilation * (kernel_size - 1) + 1."""
+        return self.dilation * (self.kernel_size - 1) + 1
 
 
 @dataclass(frozen=True)
@@ -81,13 +87,16 @@ class MaxPool:
 
 @dataclass(frozen=True)
 class AvgPool:
-    """Average pooling without padding; in ceil mode a last, partial window covers the edge and
-    averages only the pixels it covers (torch's ceil_mode=True, count_include_pad=False)."""
+    """Average pooling without padding (but `pad_end`); in ceil mode a last, partial window covers
+    the edge and averages only the pixels it covers (torch's ceil_mode=True, count_include_pad=False)."""
 
     kind: ClassVar[str] = "avg_pool"
     kernel_size: int
     stride: int
     ceil_mode: bool = False
+    # Zeros added at the bottom and the right first, counted in the mean (timm's AvgPool2dSame,
+    # the pooled shortcut of a block that dilates instead of striding): the map keeps its size.
+    pad_end: int = 0
 
 
 @dataclass(frozen=True)

@@ -130,8 +130,9 @@ def _input(op: Input, ins: list[Shape]) -> tuple[Shape, None]:
 
 
 def conv_padding(op: Conv2d, h: int, w: int) -> Pads:
-    """A convolution's padding for an h x w input."""
-    k, s = op.kernel_size, op.stride
+    """A convolution's padding for an h x w input: half the window it reads on every side
+    (dilation times k // 2), or TensorFlow's "same"."""
+    k, s = op.reach, op.stride
     if op.padding is PadMode.TF_SAME:
         return tf_same_pads(h, k, s), tf_same_pads(w, k, s)
     return (k // 2, k // 2), (k // 2, k // 2)
@@ -149,7 +150,8 @@ def _conv2d(op: Conv2d, ins: list[Shape]) -> tuple[Shape, Pads]:
             f"groups={g} must divide both {c} input and {op.out_channels} output channels", ("groups",)
         )
     pads = conv_padding(op, h, w)
-    oh, ow = conv_out(h, k, s, sum(pads[0])), conv_out(w, k, s, sum(pads[1]))
+    # floor((H + 2p - d(k - 1) - 1) / s) + 1, the window being d(k - 1) + 1 wide
+    oh, ow = conv_out(h, op.reach, s, sum(pads[0])), conv_out(w, op.reach, s, sum(pads[1]))
     _check_collapse(f"a {k}x{k} convolution with stride {s}", h, w, oh, ow)
     return (op.out_channels, oh, ow), pads
 
@@ -184,6 +186,7 @@ def _max_pool(op: MaxPool, ins: list[Shape]) -> tuple[Shape, Pads]:
 def _avg_pool(op: AvgPool, ins: list[Shape]) -> tuple[Shape, None]:
     c, h, w = _spatial(ins[0], "avg_pool")
     k, s = op.kernel_size, op.stride
+    h, w = h + op.pad_end, w + op.pad_end
     if op.ceil_mode:
         oh, ow = pool_out_ceil(h, k, s), pool_out_ceil(w, k, s)
     else:

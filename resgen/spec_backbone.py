@@ -40,6 +40,16 @@ class Backbone(SpecModel):
     features_only=True, out_indices) and has feature_info, the Keras model has one output per
     tap. Empty: the network is a classifier."""
 
+    output_stride: Literal[32, 16, 8] = 32
+    """How many input pixels one step of the last feature map spans at most: 16 or 8 make the
+    later stages dilate their 3x3 convolutions instead of striding (torchvision's
+    replace_stride_with_dilation, timm's output_stride), for segmentation; 32 keeps every stride.
+    resnet50 with 8 gives a 28x28 map at 224."""
+    dilation: Literal["torchvision", "whole_stage"] = "torchvision"
+    """How a stage that dilates instead of striding spreads its dilation: "torchvision" (as
+    torchvision and timm do) keeps the previous dilation in the stage's first block and gives the
+    rest the new one; "whole_stage" (detectron2) gives every block of the stage the new one."""
+
     @model_validator(mode="after")
     def _in_network_order(self) -> Backbone:
         order = [0 if tap == "stem" else tap for tap in self.features]
@@ -57,6 +67,7 @@ BACKBONE_NEEDS: dict[str, tuple[str, ...]] = {
     "features replace the head's output": ("backbone", "features"),
     "features taps stage": ("backbone", "features"),
     "follows the last tap and feeds no output": ("backbone", "features"),
+    "output_stride cannot dilate": ("backbone", "output_stride"),
 }
 
 
@@ -73,4 +84,22 @@ def backbone_problem(spec: Spec) -> str | None:
     if features and (not stages or max(stages) != len(spec.stages)):
         last = len(spec.stages)
         return f"stage {last} follows the last tap and feeds no output: tap it, or remove the stage"
+    return _dilation_problem(spec)
+
+
+def _dilation_problem(spec: Spec) -> str | None:
+    """What output_stride cannot dilate: the spec features whose dilated form no reference defines."""
+    if spec.backbone.output_stride == 32:
+        return None
+    block = spec.block
+    shortcut = getattr(spec.shortcut, "kernel_size", 1)
+    unsupported = [
+        (spec.padding == "tf_same", "TensorFlow 'same' padding: use padding: symmetric"),
+        (block.stride_block == "last", "the stride on a stage's last block: use block.stride_block: first"),
+        (block.anti_alias is not None, "anti-aliased blocks: remove block.anti_alias"),
+        (shortcut == 3, "3x3 projection shortcuts: use shortcut.kernel_size: 1"),
+    ]
+    for found, what in unsupported:
+        if found:  # no reference (torchvision, timm, detectron2) defines these dilated
+            return f"output_stride cannot dilate a network with {what}, or keep output_stride: 32"
     return None

@@ -4,10 +4,12 @@ semantics), what summary reports of them, and the code both targets write for th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import resgen
+from resgen.graph import AvgPool
 from tests.helpers import assert_ruff_clean, backbone_spec
 
 ALL = ["stem", 1, 2, 3, 4]
@@ -136,3 +138,89 @@ def test_changed_taps_are_a_different_network_though_the_layers_are_equal() -> N
     assert d.graph.empty and not d.same
     assert "same network" not in diffs.verdict(d)
     assert not any(c.informational for c in d.changes)
+
+
+def _dilated(preset: str, output_stride: int, **backbone: Any) -> dict[str, Any]:
+    """A preset's classifier spec with backbone.output_stride (and other backbone fields)."""
+    from resgen import load
+
+    data = dict(load.load(preset).data)
+    data["backbone"] = {"output_stride": output_stride, **backbone}
+    return data
+
+
+@pytest.mark.parametrize(
+    ("preset", "output_stride", "size", "side"),
+    [("resnet50", 8, 224, 28), ("resnet50", 16, 224, 14), ("resnet18", 8, 97, 13), ("resnet50d", 32, 224, 7)],
+)
+def test_output_stride_keeps_the_resolution(preset: str, output_stride: int, size: int, side: int) -> None:
+    net = resgen.compile(_dilated(preset, output_stride), input_size=(size, size))
+    (stage4,) = [t for t in net.graph.network.stages if t.index == 4]
+    last = [x for x in net.graph if x.stage == 4][-1]
+    assert net.analysis.shape(last.name)[1:] == (side, side)
+    assert stage4.stride == (2 if output_stride == 32 else 1)
+
+
+@pytest.mark.parametrize(
+    ("rule", "first_dilations"),
+    [("torchvision", [1, 2, 2, 2, 4, 4]), ("whole_stage", [2, 2, 2, 4, 4, 4])],
+)
+def test_dilation_rules_give_each_block_its_dilation(rule: str, first_dilations: list[int]) -> None:
+    """torchvision's rule keeps the previous stage's dilation in a dilated stage's first block
+    (replace_stride_with_dilation); detectron2's gives the whole stage the new one."""
+    net = resgen.compile(_dilated("resnet50", 8, dilation=rule))
+    records = [r for r in net.graph.blocks if r.stage >= 3 and r.block <= 3]
+    assert [r.first_dilation for r in records] == first_dilations
+    assert [r.dilation for r in records] == [2, 2, 2, 4, 4, 4]
+    conv2 = [net.graph[f"{r.prefix}.conv2"].op for r in records]
+    assert [getattr(op, "dilation", None) for op in conv2] == first_dilations
+    assert [net.analysis[f"{r.prefix}.conv2"].padding for r in records] == [
+        ((d, d), (d, d)) for d in first_dilations
+    ]
+
+
+def test_dilated_taps_report_the_output_stride() -> None:
+    net = resgen.compile(backbone_spec("resnet50d", ALL, output_stride=16))
+    assert [t.reduction for t in net.graph.network.taps] == [2, 4, 8, 16, 16]  # timm's, output_stride=16
+    assert [f["shape"][1:] for f in resgen.summary(net)["features"]][-2:] == [[14, 14], [14, 14]]
+
+
+def test_dilated_avg_down_shortcut_pools_without_striding() -> None:
+    """timm's avg_down in a stage that dilates: AvgPool2dSame(2, 1), zeros at the bottom and right."""
+    net = resgen.compile(backbone_spec("resnet50d", ALL, output_stride=8), input_size=(45, 39))
+    pools = {
+        r.prefix: net.graph[f"{r.prefix}.shortcut_pool"].op
+        for r in net.graph.blocks
+        if r.block == 1 and r.stage > 1
+    }
+    assert pools["stage2.block1"] == AvgPool(2, 2, ceil_mode=True)
+    assert pools["stage3.block1"] == pools["stage4.block1"] == AvgPool(2, 1, pad_end=1)
+    assert net.analysis.shape("stage4.block1.shortcut_pool") == (1024, 6, 5)
+    torch_source = resgen.render(net, "torch")
+    assert "nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.AvgPool2d(2, stride=1))" in torch_source
+    keras_source = resgen.render(net, "keras")
+    assert "padding=((0, 1), (0, 1))" in keras_source
+
+
+def test_dilated_sources_are_clean_and_explicit(tmp_path: Path) -> None:
+    net = resgen.compile(backbone_spec("resnet18", [2, 3, 4], output_stride=8))
+    torch_source = resgen.render(net, "torch")
+    assert "first_dilation=self.dilation,\n" in torch_source  # timm's BasicBlock
+    assert "first_dilation=dilation, dilation=dilation" in torch_source
+    assert "self._make_layer(512, 2, stride=1, dilation=4)" in torch_source
+    keras_source = resgen.render(net, "keras")
+    assert "dilation_rate=dilation" in keras_source and "dilation_rate=first_dilation" in keras_source
+    assert "padding=((dilation, dilation), (dilation, dilation))" in keras_source
+    assert 'padding="same",\n        dilation_rate' not in keras_source  # explicit ZeroPadding2D
+    for target, source in (("torch", torch_source), ("keras", keras_source)):
+        (tmp_path / f"{target}.py").write_text(source)
+    assert_ruff_clean(tmp_path)
+
+
+def test_diff_reports_output_stride() -> None:
+    from resgen.diff_formats import to_text
+
+    d = resgen.diff("resnet50", _dilated("resnet50", 8))
+    assert not d.same
+    assert ("backbone.output_stride", 32, 8) in [(c.where, c.old, c.new) for c in d.changes]
+    assert "backbone.output_stride" in to_text(d)

@@ -84,3 +84,81 @@ def test_parity_fails_when_a_tap_is_wrong() -> None:
     report = parity.check(net, keras_source=planted + "\n")
     failed = {t.tap for t in report.taps if not t.passed}
     assert not report.passed and "out:stage2" in failed
+
+
+def _dilated(preset: str, output_stride: int, **backbone: Any) -> dict[str, Any]:
+    from resgen import load
+
+    data = dict(load.load(preset).data)
+    data["name"] = f"{preset}_os{output_stride}"
+    data["backbone"] = {"output_stride": output_stride, **backbone}
+    return data
+
+
+def _max_diff(source: str, net: resgen.Compiled, reference: Any) -> tuple[float, float]:
+    """(max |ours - reference|, max |reference|) of the torch source after a strict load."""
+    ours = import_generated(source, f"dilated_{net.name}_{len(source)}").build_model().eval()
+    reference = reference.eval()
+    state = random_state(reference, seed=3)
+    reference.load_state_dict(state)
+    ours.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, *net.graph.input_hwc[:2], generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        got, want = ours(x), reference(x)
+    assert got.shape == want.shape
+    return float((got - want).abs().max()), float(want.abs().max())
+
+
+def _torchvision_os8() -> Any:
+    torchvision = pytest.importorskip("torchvision")
+    return torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
+
+
+def test_resnet50_output_stride_8_equals_torchvisions_dilated_resnet50() -> None:
+    net = resgen.compile(_dilated("resnet50", 8), input_size=(37, 35))
+    diff, scale = _max_diff(resgen.render(net, "torch"), net, _torchvision_os8())
+    assert diff <= 1e-5 * max(1.0, scale)
+
+
+def test_first_dilated_block_with_the_new_dilation_fails_the_comparison() -> None:
+    """Planted: the first block of a dilated stage takes the stage's dilation (as whole_stage does),
+    not the previous stage's as torchvision's does: the comparison must fail."""
+    net = resgen.compile(_dilated("resnet50", 8), input_size=(37, 35))
+    source = resgen.render(net, "torch")
+    assert source.count("dilation=self.dilation") == 1
+    planted = source.replace("dilation=self.dilation", "dilation=dilation")
+    diff, scale = _max_diff(planted, net, _torchvision_os8())
+    assert diff > 1e-3 * max(1.0, scale)
+
+
+def test_whole_stage_equals_torchvision_with_every_block_dilated() -> None:
+    """detectron2's rule: torchvision's dilated resnet50 with the first block of each dilated stage
+    given the stage's dilation too."""
+    net = resgen.compile(_dilated("resnet50", 8, dilation="whole_stage"), input_size=(37, 35))
+    reference = _torchvision_os8()
+    for stage, dilation in ((reference.layer3, 2), (reference.layer4, 4)):
+        stage[0].conv2.dilation = stage[0].conv2.padding = (dilation, dilation)
+    diff, scale = _max_diff(resgen.render(net, "torch"), net, reference)
+    assert diff <= 1e-5 * max(1.0, scale)
+
+
+@pytest.mark.parametrize(
+    ("preset", "output_stride", "size"), [("resnet50d", 16, (61, 67)), ("resnet18", 8, (45, 39))]
+)
+def test_dilated_features_equal_timms(preset: str, output_stride: int, size: tuple[int, int]) -> None:
+    """timm's output_stride: resnet50d's avg_down shortcut pools at stride 1 (AvgPool2dSame) where
+    the stage dilates; resnet18's BasicBlock keeps the previous dilation in its first 3x3 only."""
+    net = resgen.compile(backbone_spec(preset, ALL, output_stride=output_stride), input_size=size)
+    reference = timm.create_model(preset, pretrained=False, features_only=True, output_stride=output_stride)
+    for diff, scale in compare_taps(net, reference):
+        assert diff <= 1e-5 * max(1.0, scale)
+    info = _generated(net).feature_info
+    assert [d["reduction"] for d in info] == reference.feature_info.reduction()
+
+
+@pytest.mark.parametrize(("preset", "rule"), [("resnet50d", "torchvision"), ("resnet18", "whole_stage")])
+def test_parity_with_dilation_at_an_odd_size(preset: str, rule: str) -> None:
+    net = resgen.compile(backbone_spec(preset, ALL, output_stride=8, dilation=rule), input_size=(35, 33))
+    report = parity.check(net)
+    assert report.passed, parity.format_report(report)
+    assert {t.direction for t in report.taps} == {"torch->keras", "keras->torch"}

@@ -71,6 +71,22 @@ EXPECTED = [
         "head.kind: head kind 'none' returns backbone.features: list the taps there, or give a classifier head",
     ),
     (
+        "backbone_output_stride_4.yaml",
+        ":10:45",
+        "backbone.output_stride: Input should be 32, 16 or 8 (got 4)",
+    ),
+    (
+        "backbone_dilation_unknown.yaml",
+        ":10:40",
+        "backbone.dilation: Input should be 'torchvision' or 'whole_stage' (got 'detectron2')",
+    ),
+    (
+        "backbone_dilation_stride_last.yaml",
+        ":12:42",
+        "backbone.output_stride: output_stride cannot dilate a network with the stride on a stage's "
+        "last block: use block.stride_block: first, or keep output_stride: 32",
+    ),
+    (
         "backbone_last_stage_untapped.yaml",
         ":10:22",
         "backbone.features: stage 2 follows the last tap and feeds no output: tap it, or remove the stage",

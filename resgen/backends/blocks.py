@@ -15,13 +15,22 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from resgen.codegen import CodegenError
-from resgen.graph import BlockKind, BlockRecord, ChannelConv1d, Layer, LayerGraph, ShortcutKind
+from resgen.graph import (
+    BlockKind,
+    BlockRecord,
+    ChannelConv1d,
+    DilationDim,
+    Layer,
+    LayerGraph,
+    ShortcutKind,
+)
 
 T = TypeVar("T")
 
 SHORTCUT_ORDER = (
     ShortcutKind.PROJECTION,
     ShortcutKind.POOLED_PROJECTION,
+    ShortcutKind.DILATED_POOLED_PROJECTION,
     ShortcutKind.WIDE_PROJECTION,
     ShortcutKind.MAX_POOL,
     ShortcutKind.ZERO_PAD,
@@ -33,6 +42,7 @@ SHORTCUT_ROLES = {
     ShortcutKind.IDENTITY: (),
     ShortcutKind.PROJECTION: ("shortcut_conv", "shortcut_bn"),
     ShortcutKind.POOLED_PROJECTION: ("shortcut_pool", "shortcut_conv", "shortcut_bn"),
+    ShortcutKind.DILATED_POOLED_PROJECTION: ("shortcut_pool", "shortcut_conv", "shortcut_bn"),
     ShortcutKind.WIDE_PROJECTION: ("shortcut_conv", "shortcut_bn"),
     ShortcutKind.MAX_POOL: ("shortcut_pool",),
     ShortcutKind.ZERO_PAD: ("shortcut_pad",),
@@ -40,7 +50,12 @@ SHORTCUT_ROLES = {
 
 
 # The shortcut kinds that end in a convolution (and BatchNorm).
-PROJECTIONS = (ShortcutKind.PROJECTION, ShortcutKind.POOLED_PROJECTION, ShortcutKind.WIDE_PROJECTION)
+PROJECTIONS = (
+    ShortcutKind.PROJECTION,
+    ShortcutKind.POOLED_PROJECTION,
+    ShortcutKind.DILATED_POOLED_PROJECTION,
+    ShortcutKind.WIDE_PROJECTION,
+)
 
 
 @dataclass(frozen=True)
@@ -49,20 +64,51 @@ class BlockParameters:
 
     width: bool  # some layer's channels are a bottleneck's inner width
     stride_roles: frozenset[str]  # roles that carry the block's stride and stride somewhere
+    # The parameter each block dilation is written as, where some block dilates (output_stride):
+    # one `dilation` where the blocks' 3x3 convolutions share theirs (torchvision's Bottleneck),
+    # else `first_dilation` and `dilation` (timm's BasicBlock). Empty where none dilates.
+    dilations: tuple[tuple[DilationDim, str], ...] = ()
 
     @property
     def stride(self) -> bool:
         return bool(self.stride_roles)
 
+    @property
+    def dilation_names(self) -> list[str]:
+        """The dilation parameters, in signature order."""
+        return sorted({name for _, name in self.dilations}, key=lambda n: n != "first_dilation")
+
+    def dilation_values(self, record: BlockRecord) -> dict[str, int]:
+        """The value of every dilation parameter in one block."""
+        values: dict[str, int] = {}
+        for dim, name in self.dilations:
+            value = record.first_dilation if dim is DilationDim.FIRST else record.dilation
+            if values.setdefault(name, value) != value:
+                raise CodegenError(f"block {record.prefix}: its 3x3 convolutions differ in dilation")
+        return values
+
 
 def parameters(graph: LayerGraph) -> BlockParameters:
     """The parameters of the shared definition; a layer that carries the stride but never strides
     (a projection only ever in stride-1 blocks) is written with stride 1."""
-    carriers = [x for ls in graph.block_layers().values() for x in ls if x.carries_stride]
+    layers = [x for ls in graph.block_layers().values() for x in ls]
+    carriers = [x for x in layers if x.carries_stride]
+    dilated = [x for x in layers if x.dilation is not None]
+    dims = sorted({x.dilation for x in dilated if x.dilation is not None})
+    dilations: tuple[tuple[DilationDim, str], ...] = ()
+    if any(getattr(x.op, "dilation", 1) != 1 for x in dilated):
+        shared = len(dims) == 1 or all(r.first_dilation == r.dilation for r in graph.blocks)
+        dilations = tuple((dim, "dilation" if shared else str(dim)) for dim in dims)
     return BlockParameters(
         width=graph.network.block.kind is BlockKind.BOTTLENECK,
         stride_roles=frozenset(x.role for x in carriers if getattr(x.op, "stride", 1) > 1),
+        dilations=dilations,
     )
+
+
+def dilation_text(layer: Layer, params: BlockParameters) -> str:
+    """The dilation of a block layer in the shared definition: its parameter, or 1."""
+    return dict(params.dilations).get(layer.dilation, "1") if layer.dilation is not None else "1"
 
 
 def is_shortcut(layer: Layer) -> bool:
@@ -188,6 +234,10 @@ def channel_check(layer: Layer, record: BlockRecord) -> None:
         raise CodegenError(f"{layer.name}: stride {stride} is not the block's")
     if not layer.carries_stride and stride != 1:
         raise CodegenError(f"{layer.name}: stride {stride} in a layer that does not carry the block's")
+    dilation = getattr(layer.op, "dilation", 1)
+    wanted = {None: 1, DilationDim.FIRST: record.first_dilation, DilationDim.REST: record.dilation}
+    if dilation != wanted[layer.dilation]:
+        raise CodegenError(f"{layer.name}: dilation {dilation} is not the block's {layer.dilation}")
 
 
 def stride_text(layer: Layer, params: BlockParameters) -> str:

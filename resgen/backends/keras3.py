@@ -80,6 +80,7 @@ def _conv2d(site: Site, layer: Layer) -> list[str]:
     op = layer.op
     assert isinstance(op, Conv2d)
     k, pads = op.kernel_size, site.analysis[layer.name].padding
+    dilation = site.dilation(layer)
     lines: list[str] = []
     src = site.src(layer)
     padding = None
@@ -88,6 +89,11 @@ def _conv2d(site: Site, layer: Layer) -> list[str]:
             raise CodegenError(f"{layer.name}: a 1x1 convolution with padding {pads}")
     elif op.padding is PadMode.TF_SAME:
         padding = '"same"'  # the spec asks for TensorFlow's "same", asymmetric where it must be
+    elif dilation != "1":  # output_stride: padding of dilation * (k // 2) on every side
+        pad = dilation if k == 3 else f"{k // 2} * {dilation}"
+        args = [f"padding=(({pad}, {pad}), ({pad}, {pad}))", f"data_format={DATA_FORMAT}"]
+        lines += _layer(site, layer, "layers.ZeroPadding2D", [*args, f"name={site.pad_name(layer)}"])
+        src = site.dst(layer)
     elif site.may_stride(layer):
         assert pads is not None
         lines += _zero_padding(site, layer, pads)
@@ -102,6 +108,8 @@ def _conv2d(site: Site, layer: Layer) -> list[str]:
         args.append(f"strides={stride}")
     if padding:
         args.append(f"padding={padding}")
+    if dilation != "1":
+        args.append(f"dilation_rate={dilation}")
     if op.groups != 1:
         args.append(f"groups={literal(op.groups)}")
     args += [f"data_format={DATA_FORMAT}", f"use_bias={literal(op.bias)}"]
@@ -165,6 +173,9 @@ def _avg_pool(site: Site, layer: Layer) -> list[str]:
     op = layer.op
     assert isinstance(op, AvgPool)
     stride = site.stride(layer)
+    lines: list[str] = []
+    if op.pad_end:  # timm's AvgPool2dSame: zeros at the bottom and right, counted in the mean
+        lines = _zero_padding(site, layer, ((0, op.pad_end), (0, op.pad_end)))
     # an anti-aliasing pool's window is its stride (timm: nn.AvgPool2d(kernel_size=stride))
     size = stride if layer.role == "aa" and op.kernel_size == op.stride else literal(op.kernel_size)
     args = [size, f"strides={stride}"]
@@ -181,7 +192,8 @@ def _avg_pool(site: Site, layer: Layer) -> list[str]:
             raise CodegenError(f"{layer.name}: a ceil-mode pool wider than its stride")
         args.append('padding="same"')
     args += [f"data_format={DATA_FORMAT}", f"name={site.name(layer)}"]
-    return notes + _layer(site, layer, "layers.AveragePooling2D", args)
+    src = site.dst(layer) if lines else None
+    return lines + notes + _layer(site, layer, "layers.AveragePooling2D", args, src=src)
 
 
 def _blur_pool(site: Site, layer: Layer) -> list[str]:

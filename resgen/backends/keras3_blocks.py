@@ -44,11 +44,17 @@ def block_name(graph: LayerGraph, layers: list[Layer]) -> str:
 
 def _describe_shortcut(graph: LayerGraph, kind: ShortcutKind, roles: dict[str, Layer]) -> str:
     if kind in blocks.PROJECTIONS:
-        first = roles["shortcut_pool" if kind is ShortcutKind.POOLED_PROJECTION else "shortcut_conv"]
+        pooled = kind in (ShortcutKind.POOLED_PROJECTION, ShortcutKind.DILATED_POOLED_PROJECTION)
+        first = roles["shortcut_pool" if pooled else "shortcut_conv"]
         source = graph[graph.inputs(first.name)[0]].role
         text = "a 1x1 convolution"
         if kind is ShortcutKind.POOLED_PROJECTION:
             text = "a 2x2 average pool (ceil mode), then a 1x1 convolution"
+        if kind is ShortcutKind.DILATED_POOLED_PROJECTION:
+            text = (
+                "a 2x2 average pool at stride 1 after zeros at the bottom and right (timm's "
+                "AvgPool2dSame, in a stage that dilates), then a 1x1 convolution"
+            )
         if kind is ShortcutKind.WIDE_PROJECTION:
             text = "a strided 3x3 convolution"
         if "shortcut_bn" in roles:
@@ -116,6 +122,7 @@ def block_view(
     kind = "bottleneck" if bottleneck else "basic"
     preactivation = "preact_bn" in roles
     signature = [("width: int", params.width), ("filters: int", True), ("stride: int", params.stride)]
+    signature += [(f"{name}: int", True) for name in params.dilation_names]
     signature += [("shortcut: str", True), ("drop_path: float", bool(graph.network.drop_path))]
     signature.append(("name: str", True))
 
@@ -132,6 +139,13 @@ def block_view(
     if params.stride:
         on = f"{' and '.join(carriers)} and the shortcut" if carriers else "the shortcut"
         args.append(("stride", f"Stride of the block, carried by {on}."))
+    if "first_dilation" in params.dilation_names:
+        args.append(("first_dilation", "Dilation of the first 3x3 convolution (output_stride)."))
+        args.append(("dilation", "Dilation of the second 3x3 convolution (output_stride)."))
+    elif params.dilation_names:
+        args.append(
+            ("dilation", "Dilation of the 3x3 convolutions, where the stage dilates instead of striding.")
+        )
     options = "; ".join(f'"{k}": {_describe_shortcut(graph, k, roles)}' for k in kinds)
     args.append(("shortcut", f"How the input reaches the addition: {options}."))
     if graph.network.drop_path:
@@ -201,6 +215,7 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
     """One comment and the block calls of every stage; runs of equal calls become a loop."""
     by_block = graph.block_layers()
     names = {p.split(":")[0] for p in block["params"]}
+    params = blocks.parameters(graph)
     views = []
     for stage in graph.network.stages:
         records = [r for r in graph.blocks if r.stage == stage.index]
@@ -210,14 +225,14 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
         for record in records:
             if block_name(graph, by_block[(stage.index, record.block)]) != f"{prefix}{record.block}":
                 raise CodegenError(f"stage {stage.index}: block names do not follow {prefix}N")
-            if runs and _block_args(runs[-1][-1], names) == _block_args(record, names):
+            if runs and _block_args(runs[-1][-1], names, params) == _block_args(record, names, params):
                 runs[-1].append(record)
             else:
                 runs.append([record])
         lines: list[str] = []
         first_index = sum(s.blocks for s in graph.network.stages if s.index < stage.index)
         for run in runs:
-            args = _block_args(run[0], names)
+            args = _block_args(run[0], names, params)
             if len(run) == 1:
                 name = f'name="{prefix}{run[0].block}"'
                 drop = (
@@ -240,6 +255,8 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
         if len(records) > 1 and strides != [1]:
             where = [r.block for r in records if r.stride != 1]
             stride += f" in block {', '.join(str(b) for b in where)}"
+        if stage.dilation != 1:  # output_stride: the stage dilates instead of striding
+            stride += f", dilation {stage.dilation}"
         count = f"{len(records)} block{'s' if len(records) > 1 else ''}"
         comment = (
             f"# Stage {stage.index} ({prefix}*): {count}, {records[-1].out_channels} channels, {stride}."
@@ -248,13 +265,15 @@ def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]
     return views
 
 
-def _block_args(record: BlockRecord, names: set[str]) -> list[str]:
+def _block_args(record: BlockRecord, names: set[str], params: blocks.BlockParameters) -> list[str]:
     args = []
     if "width" in names:
         args.append(f"width={literal(record.width)}")
     args.append(f"filters={literal(record.out_channels)}")
     if "stride" in names:
         args.append(f"stride={literal(record.stride)}")
+    dilations = params.dilation_values(record)
+    args += [f"{name}={literal(dilations[name])}" for name in params.dilation_names]
     args.append(f"shortcut={literal(str(record.shortcut))}")
     return args
 

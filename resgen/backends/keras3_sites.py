@@ -57,6 +57,10 @@ class Site(ABC):
         """Whether the layer written here can carry a stride > 1 (then its padding is explicit)."""
         return bool(getattr(layer.op, "stride", 1) > 1)
 
+    def dilation(self, layer: Layer) -> str:
+        """Code text of a convolution's dilation ("1" for none)."""
+        return literal(getattr(layer.op, "dilation", 1))
+
 
 @dataclass
 class StraightSite(Site):
@@ -115,3 +119,6 @@ class BlockSite(Site):
 
     def may_stride(self, layer: Layer) -> bool:
         return layer.role in self._params.stride_roles
+
+    def dilation(self, layer: Layer) -> str:
+        return blocks.dilation_text(layer, self._params)

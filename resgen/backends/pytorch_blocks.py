@@ -69,6 +69,9 @@ def _block_conv(layer: Layer, graph: LayerGraph, shared_bias: bool | None) -> st
         args.append("stride")
     if op.groups != 1:
         args.append("groups=self.groups")
+    dilation = blocks.dilation_text(layer, blocks.parameters(graph))
+    if dilation != "1":
+        args.append(f"dilation={dilation}")
     return conv_call(helper, args, op.bias, shared_bias)
 
 
@@ -200,10 +203,11 @@ def block_view(graph: LayerGraph, shared_bias: bool | None) -> dict[str, Any]:
             width_line.append("first_width = width // self.reduce_first")
     drop_path = ["drop_path_rate: float = 0.0"] if graph.network.drop_path else []
     params = ["in_planes: int", "planes: int", "stride: int = 1", "downsample: nn.Module | None = None"]
+    dilation = [f"{name}: int = 1" for name in blocks.parameters(graph).dilation_names]
     return {
-        "params": [*params, *drop_path],
+        "params": [*params, *dilation, *drop_path],
         "name": _CLASS_NAMES[(design.kind, design.preactivation)],
-        "docstring": docstring(_block_doc(design), 4),
+        "docstring": docstring([*_block_doc(design), *_dilation_doc(graph)], 4),
         "expansion": literal(design.expansion),
         "class_attrs": class_attrs,
         "init": [*width_line, *init],
@@ -255,3 +259,17 @@ def _block_doc(design: BlockDesign) -> list[str]:
     else:
         summary = f"{'Bottleneck' if bottleneck else 'Basic'} block: {branch}; add the shortcut, then ReLU."
     return [summary, *([" ".join(details)] if details else [])]
+
+
+def _dilation_doc(graph: LayerGraph) -> list[str]:
+    """Where blocks dilate (the spec's backbone.output_stride), what their dilation arguments mean."""
+    names = blocks.parameters(graph).dilation_names
+    if not names:
+        return []
+    text = (
+        "Where a stage dilates instead of striding (output_stride, torchvision's "
+        "replace_stride_with_dilation), its 3x3 convolutions space their taps by `dilation`"
+    )
+    if "first_dilation" in names:
+        text += "; the first 3x3 takes `first_dilation` (timm's BasicBlock)"
+    return [text + "."]

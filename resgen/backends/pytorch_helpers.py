@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from resgen.backends import blocks
 from resgen.codegen import (
     LINE_LENGTH,
     CodegenError,
@@ -127,12 +128,15 @@ def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | No
         bias_params, bias_arg = [], literal(shared_bias)
     else:
         bias_params, bias_arg = ["bias: bool = False"], "bias"
+    dilated = bool(blocks.parameters(graph).dilations)  # output_stride: torchvision's conv3x3
     conv3x3_args = ["in_planes", "out_planes", "kernel_size=3", "stride=stride"]
     if not tf_same:
-        conv3x3_args.append("padding=1")
-    conv3x3_args += ["groups=groups", f"bias={bias_arg}"]
+        conv3x3_args.append("padding=dilation" if dilated else "padding=1")
+    conv3x3_args += ["groups=groups", f"bias={bias_arg}", *(["dilation=dilation"] if dilated else [])]
     conv1x1_args = ["in_planes", "out_planes", "kernel_size=1", "stride=stride", f"bias={bias_arg}"]
     doc3 = '3x3 convolution with TensorFlow "same" padding.' if tf_same else "3x3 convolution, padding 1."
+    if dilated:
+        doc3 = "3x3 convolution with padding; dilation spaces its taps, and the padding with them."
     if conv1x1_class == "StdConv2d":
         doc3, doc1 = "Weight-standardized 3x3 convolution, padding 1.", "Weight-standardized 1x1 convolution."
     else:
@@ -142,6 +146,7 @@ def conv_helpers_view(graph: LayerGraph, conv_class: str, shared_bias: bool | No
             else "1x1 convolution."
         )
     params3 = ["in_planes: int", "out_planes: int", "stride: int = 1", "groups: int = 1", *bias_params]
+    params3 += ["dilation: int = 1"] if dilated else []
     params1 = ["in_planes: int", "out_planes: int", "stride: int = 1", *bias_params]
     return {
         "conv3x3": {

@@ -8,18 +8,25 @@ rule (`resgen.graph.ShortcutRule`), which every block's shortcut layers were che
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from resgen.backends import blocks
 from resgen.backends.pytorch_blocks import conv_call
 from resgen.codegen import CodegenError, call_lines, comment, docstring, indented
-from resgen.graph import LayerGraph, ShortcutKind, ShortcutSource, StrideBlock
+from resgen.graph import DilationDim, DilationRule, LayerGraph, ShortcutKind, ShortcutSource, StrideBlock
 from resgen.naming import torch_shortcut_place, torch_stage_blocks, torch_stage_path
 
 
 def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -> dict[str, Any]:
     """``self.layerN`` lines, ``_make_layer`` and ``_shortcut``: the network's stride and shortcut rules."""
     net = graph.network
-    make_calls = [f"self._make_layer({s.planes}, {s.blocks}, stride={s.stride})" for s in net.stages]
+    dilation = _dilation(graph)
+    make_calls = [
+        f"self._make_layer({s.planes}, {s.blocks}, stride={s.stride}"
+        + (f", dilation={s.dilation})" if s.dilation != 1 else ")")
+        for s in net.stages
+    ]
     paths = [torch_stage_path(graph, s.index) for s in net.stages]
     container = {p.partition(".")[0] for p in paths if "." in p}
     if container:  # timm's ResNetV2: one nn.Sequential of stages, self.stages
@@ -45,6 +52,8 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     drop_path = ["drop_path_rate=self._drop_path_rate()"] if net.drop_path else []
     block_args = ["self.in_planes", "planes", "block_stride", "downsample", *drop_path]
 
+    if last and dilation.params:
+        raise CodegenError("dilated stages need the stride on a stage's first block")
     if last:
         make_doc = "One stage of `blocks` blocks; the last one carries the stride."
         shortcut_args = ["out_planes", "block_stride", *(["first=index == 0"] if first_block else [])]
@@ -63,15 +72,21 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     else:
         # the first block carries the stride; the others keep the shape, so their shortcut is the identity
         make_doc = "One stage of `blocks` blocks; the first one carries the stride."
+        pooled = ShortcutKind.DILATED_POOLED_PROJECTION in {r.shortcut for r in graph.blocks}
+        shortcut_call = (
+            "self._shortcut(out_planes, stride, dilation)" if pooled else "self._shortcut(out_planes, stride)"
+        )
         make = [
             f"out_planes = planes * {block_class}.expansion",
-            "downsample = self._shortcut(out_planes, stride)",
-            *_first_and_others(block_class, drop_path),
+            f"downsample = {shortcut_call}",
+            *_first_and_others(block_class, drop_path, dilation),
             *make_return,
         ]
     always = first_block and not last  # _shortcut is only asked about first blocks
     takes_first = first_block and last
     params = ["self", "out_planes: int", "stride: int", *(["first: bool"] if takes_first else [])]
+    if ShortcutKind.DILATED_POOLED_PROJECTION in {r.shortcut for r in graph.blocks}:
+        params.append("dilation: int")
     signature = call_lines("def _shortcut", params, 4, f" -> nn.Module{'' if always else ' | None'}:")
 
     biases = {x.op.bias for x in graph.of_kind("conv2d") if x.role == "shortcut_conv"}  # type: ignore[union-attr]
@@ -94,7 +109,8 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
                 8,
             ),
             "pool = nn.Identity()",
-            "if stride != 1:",
+            *_dilated_pool(graph),
+            f"{'elif' if _dilated_pool(graph) else 'if'} stride != 1:",
             "    pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)",
             *project,
         ]
@@ -147,11 +163,14 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         body += project
     if rule.source is ShortcutSource.PREACTIVATED and not net.block.preactivation:
         raise CodegenError("a projection of the pre-activated input in a post-activation network")
+    drop = _drop_path_view(graph)
     return {
-        **_drop_path_view(graph),
+        **drop,
+        "stage_setup": [*dilation.setup, *drop["stage_setup"]],
+        "make_signature": call_lines("def _make_layer", make_params(dilation), 4, " -> nn.Sequential:"),
         "stages": stages,
         "stage_forward": forward,
-        "make_doc": docstring([make_doc], 8),
+        "make_doc": docstring([make_doc, *dilation.doc], 8),
         "make_body": make,
         "shortcut_signature": signature,
         "shortcut_doc": docstring([doc], 8),
@@ -159,23 +178,105 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     }
 
 
-def _first_and_others(block_class: str, drop_path: list[str]) -> list[str]:
+def _first_and_others(block_class: str, drop_path: list[str], dilation: Dilation) -> list[str]:
     """The lines of ``_make_layer`` that build a stage's blocks, the first one with the stride."""
-    first = ["self.in_planes", "planes", "stride", "downsample", *drop_path]
-    if not drop_path:
+    first = ["self.in_planes", "planes", "stride", "downsample", *dilation.first, *drop_path]
+    others = ["self.in_planes", "planes", *dilation.others, *drop_path]
+    if not drop_path and not dilation.params:
         return [
             *call_lines(f"layers = [{block_class}", first, 8, "]"),
             "self.in_planes = out_planes",
+            *dilation.update,
             "for _ in range(1, blocks):",
-            *indented(call_lines(f"layers.append({block_class}", ["self.in_planes", "planes"], 12, ")")),
+            *indented(call_lines(f"layers.append({block_class}", others, 12, ")")),
         ]
     return [
         *call_lines(f"block = {block_class}", first, 8),
         "layers = [block]",
         "self.in_planes = out_planes",
+        *dilation.update,
         "for _ in range(1, blocks):",
-        *indented(call_lines(f"block = {block_class}", ["self.in_planes", "planes", *drop_path], 12)),
+        *indented(call_lines(f"block = {block_class}", others, 12)),
         "    layers.append(block)",
+    ]
+
+
+@dataclass(frozen=True)
+class Dilation:
+    """How ``_make_layer`` passes the blocks' dilations (backbone.output_stride); all empty where
+    no block dilates."""
+
+    params: list[str]  # the block's dilation parameters
+    first: list[str]  # keyword arguments of a stage's first block
+    others: list[str]  # of the other blocks
+    setup: list[str]  # lines in __init__ before the stages
+    update: list[str]  # after the first block
+    doc: list[str]  # docstring lines of _make_layer, after its summary
+
+
+def make_params(dilation: Dilation) -> list[str]:
+    params = ["self", "planes: int", "blocks: int", "stride: int = 1"]
+    return params + (["dilation: int = 1"] if dilation.params else [])
+
+
+def _dilation(graph: LayerGraph) -> Dilation:
+    """The dilation arguments of the blocks, checked against every block of the graph: the first
+    block of a stage gets the previous stage's dilation for its first 3x3 under torchvision's rule."""
+    params = blocks.parameters(graph)
+    names = params.dilation_names
+    if not names:
+        return Dilation([], [], [], [], [], [])
+    tracks = graph.network.dilation_rule is DilationRule.TORCHVISION
+    first_dims = {name for dim, name in params.dilations if dim is DilationDim.FIRST}
+    only_first = {name for _, name in params.dilations} == first_dims
+    previous, expected = 1, {}
+    for stage in graph.network.stages:
+        for record in (r for r in graph.blocks if r.stage == stage.index):
+            first = previous if tracks and record.block == 1 else stage.dilation
+            expected[record.prefix] = {n: first if n in first_dims else stage.dilation for n in names}
+            if only_first:
+                expected[record.prefix] = {n: first for n in names}
+        previous = stage.dilation
+    for record in graph.blocks:
+        if params.dilation_values(record) != expected[record.prefix]:
+            raise CodegenError(f"block {record.prefix}: its dilation breaks the stage's rule")
+
+    def value(name: str) -> str:
+        return "self.dilation" if tracks and name in first_dims else "dilation"
+
+    doc = (
+        "Where the stage dilates instead of striding (output_stride), its first block keeps the "
+        "previous stage's dilation in its first 3x3 and the others take the stage's, as torchvision "
+        "and timm do."
+        if tracks
+        else "Where the stage dilates instead of striding (output_stride), every block takes the "
+        "stage's dilation, as detectron2 does."
+    )
+    return Dilation(
+        params=names,
+        first=[f"{n}={value(n)}" for n in names],
+        others=[f"{n}=dilation" for n in names],
+        setup=["self.dilation = 1  # of the last stage built (torchvision's)"] if tracks else [],
+        update=["self.dilation = dilation"] if tracks else [],
+        doc=[doc],
+    )
+
+
+def _dilated_pool(graph: LayerGraph) -> list[str]:
+    """timm's AvgPool2dSame in the avg_down shortcut of a block that dilates instead of striding."""
+    if ShortcutKind.DILATED_POOLED_PROJECTION not in {r.shortcut for r in graph.blocks}:
+        return []
+    return [
+        "if dilation != 1:",
+        *indented(
+            comment(
+                "The stage dilates instead of striding: timm's AvgPool2dSame, a 2x2 window at "
+                "stride 1 over the input padded with zeros at the bottom and right, the zeros "
+                "counted in the mean, so the map keeps its size.",
+                12,
+            )
+        ),
+        "    pool = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.AvgPool2d(2, stride=1))",
     ]
 
 
