@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from resgen import __version__, cli_start, load
+from resgen import __version__, cli_export, cli_start, load
 from resgen.cli_common import (
     OutputDir,
     OutputPath,
@@ -327,3 +327,4 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
 
 main.add_command(cli_start.show)
 main.add_command(cli_start.new)
+main.add_command(cli_export.export)

@@ -204,6 +204,8 @@ def import_frameworks_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with contextlib.suppress(ImportError):
         import torch  # noqa: F401  (first: torch's extensions load cleanly before TensorFlow's)
+    with contextlib.suppress(ImportError):  # Triton's native library (torch.export, ONNX export) too:
+        import triton.runtime  # noqa: F401  loaded after TensorFlow's, it crashes the process
     if "keras" in sys.modules:
         return
     sys.stderr.flush()

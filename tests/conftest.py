@@ -31,6 +31,7 @@ TESTS = Path(__file__).resolve().parent
 FRAMEWORK_MODULES = frozenset(
     {
         "test_backbone_frameworks.py",
+        "test_export.py",
         "test_gpu.py",
         "test_keras_target.py",
         "test_parity.py",
@@ -84,14 +85,16 @@ _preloaded = False
 
 
 def _load_torchvision_first() -> None:
-    """torchvision 0.29's C extension crashes the process (segmentation fault) when it is loaded after
-    TensorFlow 2.21; loaded first, both work. Called before the first framework test module is
+    """torchvision 0.29's C extension (and Triton's) crashes the process (segmentation fault) when it
+    is loaded after TensorFlow 2.21; loaded first, both work. Called before the first framework test module is
     imported and before the first framework test runs, never in the fast lane."""
     global _preloaded
     if not _preloaded:
         _preloaded = True
         with contextlib.suppress(ImportError):
             import torchvision  # noqa: F401
+        with contextlib.suppress(ImportError):  # the same for Triton (torch.export and ONNX export use it)
+            import triton.runtime  # noqa: F401
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -34,24 +34,30 @@ WEIGHT_DECAY = {"stem": 0.001, "blocks": 0.0002, "shortcuts": 0.0002, "head": 0.
 class Conv2dSame(nn.Conv2d):
     """nn.Conv2d with TensorFlow's "same" padding, computed from each input's size.
 
-    The output side is ceil(size / stride). Where the total padding is odd, TensorFlow
+    The output side is ceil(size / stride). Where TensorFlow's total padding is odd, it
     puts the extra row and column at the bottom and right, which a symmetric
     ``padding=`` cannot express, so the padding is applied here before the convolution.
+    Every input is padded by kernel - 1 in all, TensorFlow's amount before it and the
+    rest after: the output side is then (size - 1) // stride + 1 whatever the size, so
+    torch.export and ONNX keep height and width dynamic, and a row or column beyond
+    TensorFlow's padding is never read.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        pad_h = self._same_padding(x.shape[-2], 0)
-        pad_w = self._same_padding(x.shape[-1], 1)
-        x = nn.functional.pad(
-            x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
-        )
+        top = self._pad_before(x.shape[-2], 0)
+        left = self._pad_before(x.shape[-1], 1)
+        bottom = self.kernel_size[0] - 1 - top
+        right = self.kernel_size[1] - 1 - left
+        x = nn.functional.pad(x, (left, right, top, bottom))
         return super().forward(x)
 
-    def _same_padding(self, size: int, dim: int) -> int:
-        """Total padding along one axis: TensorFlow's rule for "same"."""
+    def _pad_before(self, size: int, dim: int) -> int:
+        """TensorFlow's padding before the input along one axis: half its total."""
         stride, kernel = self.stride[dim], self.kernel_size[dim]
-        out = -(-size // stride)  # ceil(size / stride)
-        return max((out - 1) * stride + kernel - size, 0)
+        # TensorFlow's total, (ceil(size / stride) - 1) * stride + kernel - size,
+        # as one expression of the size that torch.export keeps symbolic
+        total = kernel - 1 - (size - 1) % stride
+        return max(total, 0) // 2
 
 
 def conv3x3(
