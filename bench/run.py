@@ -3,6 +3,10 @@
     python bench/run.py                   # everything, CPU, a few minutes on 2 cores
     python bench/run.py --quick           # fewer repetitions, a smoke run (about a minute)
     python bench/run.py --only pipeline cli import   # resgen itself only: no framework needed
+    python bench/run.py --only cli --out /tmp/bench  # a partial run writes only where told
+
+A partial run (--only a subset, or --quick) never replaces the committed full results: without --out it
+prints its tables and writes nothing.
     python bench/run.py --device cuda     # forward/train ratios on a GPU (fp32 and bf16 autocast)
 
 See bench/README.md for what is measured and how to read the results.
@@ -47,8 +51,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile(fullgraph=True) (slow)")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for <device>.json/.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for <device>.json/.md (default: bench/results for a full run; partial: none)",
+    )
     return parser.parse_args(argv)
+
+
+def partial(args: argparse.Namespace) -> bool:
+    """A run whose numbers must not replace the committed full results: some sections, or --quick."""
+    return set(args.only) != set(SECTIONS) or args.quick
+
+
+def destination(args: argparse.Namespace) -> Path | None:
+    """Where results go: --out if given, bench/results for a full run, nowhere for a partial one."""
+    if args.out is not None:
+        return args.out
+    return None if partial(args) else HERE / "results"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -339,11 +360,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sys.path.insert(0, str(HERE))
     results = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / args.device
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
-    print(f"wrote {stem}.json and {stem}.md")
+    out = destination(args)
+    if out is None:
+        print(markdown(results))
+        print("not written: a partial run (--only or --quick); give --out DIR to keep it")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        stem = out / args.device
+        stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        stem.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+        print(f"wrote {stem}.json and {stem}.md")
     for t in results["targets"]:
         verdict = "ok  " if t["met"] else "MISS"
         print(f"  {verdict} {t['figure']}: {t['measured']:g} {t['unit']} (≤ {t['limit']:g})")

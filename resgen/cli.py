@@ -313,15 +313,18 @@ def weights() -> None:
 def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> None:
     """Convert a weight file of SPEC's torch output into its Keras output, or back."""
     from resgen import weights_io
+    from resgen.weights_check import WeightsError
 
     compiled = buildable(compile_spec(spec))
     import_frameworks_quietly()
     try:
-        count = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
-    except (ValueError, KeyError) as exc:  # blame the file the message names, else the input
-        where, _, rest = str(exc).partition(": ")
-        named = where in (str(source[1]), str(target[1])) and rest
-        fail(f"{shown(where)}: error: {rest}" if named else f"{shown(source[1])}: error: {exc}")
+        count, notes = weights_io.convert(compiled, source[0], source[1], target[0], target[1])
+    except WeightsError as exc:  # every problem on its own line, against the file at fault
+        for line in exc.lines:
+            click.echo(f"{shown(exc.path)}: error: {' '.join(line.split())}", err=True)
+        sys.exit(2)
+    for note in notes:
+        click.echo(f"{shown(source[1])}: {note}", err=True)
     click.echo(f"wrote {count} tensors to {shown(target[1])}", err=True)
 
 

@@ -9,7 +9,8 @@ Layouts (DESIGN.md):
 - BatchNorm: ``weight, bias, running_mean, running_var`` <-> ``gamma, beta, moving_mean,
   moving_variance``. Both keep the variance used at inference, so it copies as is (torch *updates* it
   with the unbiased batch variance and Keras with the biased one; only training sees the difference).
-  torch's ``num_batches_tracked`` has no Keras counterpart: it becomes 0.
+  torch's ``num_batches_tracked`` has no Keras counterpart: `resgen weights convert` carries it in
+  the Keras file's metadata (resgen.weights_io), and it is 0 where a Keras file has none.
 
 Arrays are numpy arrays; this module imports neither torch nor Keras.
 """

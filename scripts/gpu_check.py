@@ -43,7 +43,18 @@ class Summary:
                     self.min_cosine = min(self.min_cosine, float(value))
 
 
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def main() -> int:
+    if not cuda_available():
+        print("skipped: no CUDA device")
+        return 0
     summary = Summary()
     code = pytest.main(
         ["-q", "-m", "gpu", str(ROOT / "tests" / "test_gpu.py"), "-p", "no:cacheprovider"], plugins=[summary]

@@ -40,6 +40,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_timm_family.py",
         "test_training_parts.py",
         "test_weights.py",
+        "test_weights_files.py",
     }
 )
 # What the fast lane must not import (top-level package names).

@@ -142,7 +142,9 @@ def test_convert_errors_are_clear(tmp_path: Path) -> None:
     wrong = tmp_path / "r18.pt"
     torch.save(torchvision.models.resnet18().state_dict(), wrong)
     result = convert_cli("resnet34", "torch", wrong, "keras", tmp_path / "x.h5")
-    assert result.exit_code == 2 and "torch weights do not fit this spec: missing" in result.stderr
+    assert result.exit_code == 2
+    assert f"{wrong}: error: the weights do not fit spec 'resnet34' (" in result.stderr
+    assert f"{wrong}: error: missing: layer1.2.conv1.weight (64, 64, 3, 3)" in result.stderr
     result = convert_cli("resnet18", "torch", wrong, "keras", tmp_path / "x.npz")
     assert result.exit_code == 2 and "unknown weight file type" in result.stderr
     assert "Traceback" not in result.stderr
