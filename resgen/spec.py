@@ -32,6 +32,7 @@ from resgen.spec_parts import (
     Attention,
     AvgPoolAntiAlias,
     BlurAntiAlias,
+    Convolution,
     ConvStem,
     DeepStem,
     EfficientChannelAttention,
@@ -39,11 +40,13 @@ from resgen.spec_parts import (
     GlobalPoolHead,
     Head,
     NoHead,
+    PlainConv,
     PoolFlattenHead,
     SpecModel,
     SqueezeExcite,
     Stem,
     StemPool,
+    WeightStandardizedConv,
 )
 from resgen.spec_training import Init, Regularization
 
@@ -55,16 +58,19 @@ __all__ = [
     "Backbone",
     "BlurAntiAlias",
     "ConvStem",
+    "Convolution",
     "DeepStem",
     "EfficientChannelAttention",
     "GlobalPoolHead",
     "Head",
     "NoHead",
+    "PlainConv",
     "PoolFlattenHead",
     "Spec",
     "SqueezeExcite",
     "Stem",
     "StemPool",
+    "WeightStandardizedConv",
 ]
 
 FORMAT_VERSION = 1
@@ -219,31 +225,6 @@ class ZeroPadShortcut(_Model):
 
 
 Shortcut = Annotated[ProjectionShortcut | ZeroPadShortcut, Field(discriminator="kind")]
-
-
-class PlainConv(_Model):
-    """Convolutions use their weights as they are."""
-
-    kind: Literal["plain"]
-    """Convolution kind."""
-
-
-class WeightStandardizedConv(_Model):
-    """Weight standardization (Qiao et al. 2019), as timm's StdConv2d and Big Transfer (BiT,
-    Kolesnikov et al. 2020) use it: before each convolution, every output channel's kernel is
-    standardized over its (input channel, height, width) values, w' = (w - mean) / sqrt(var + epsilon),
-    with the biased variance. Applies to the stem's, the blocks' and the shortcuts' convolutions;
-    a convolution classifier (head.classifier: conv1x1) and squeeze-and-excitation keep plain ones,
-    as in timm. Parameter counts do not change."""
-
-    kind: Literal["weight_standardized"]
-    """Convolution kind."""
-    epsilon: Epsilon = 1e-6
-    """Added to the kernel variance before the square root (timm's StdConv2d: 1e-6; timm's BiT
-    models: 1e-8)."""
-
-
-Convolution = Annotated[PlainConv | WeightStandardizedConv, Field(discriminator="kind")]
 
 
 class Spec(_Model):

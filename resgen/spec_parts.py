@@ -1,5 +1,5 @@
-"""The spec format, continued: the layers before the first stage (stems), after the last (heads), and
-the add-ons a residual block can carry (channel attention, anti-aliasing).
+"""The spec format, continued: the layers before the first stage (stems) and after the last (heads),
+the add-ons a residual block can carry (channel attention, anti-aliasing), and the convolution kind.
 
 Part of `resgen.spec`, which re-exports these models; the conventions stated there hold here.
 """
@@ -232,3 +232,28 @@ class NoHead(_Model):
 
 
 Head = Annotated[GlobalPoolHead | PoolFlattenHead | NoHead, Field(discriminator="kind")]
+
+
+class PlainConv(_Model):
+    """Convolutions use their weights as they are."""
+
+    kind: Literal["plain"]
+    """Convolution kind."""
+
+
+class WeightStandardizedConv(_Model):
+    """Weight standardization (Qiao et al. 2019), as timm's StdConv2d and Big Transfer (BiT,
+    Kolesnikov et al. 2020) use it: before each convolution, every output channel's kernel is
+    standardized over its (input channel, height, width) values, w' = (w - mean) / sqrt(var + epsilon),
+    with the biased variance. Applies to the stem's, the blocks' and the shortcuts' convolutions;
+    a convolution classifier (head.classifier: conv1x1) and squeeze-and-excitation keep plain ones,
+    as in timm. Parameter counts do not change."""
+
+    kind: Literal["weight_standardized"]
+    """Convolution kind."""
+    epsilon: Epsilon = 1e-6
+    """Added to the kernel variance before the square root (timm's StdConv2d: 1e-6; timm's BiT
+    models: 1e-8)."""
+
+
+Convolution = Annotated[PlainConv | WeightStandardizedConv, Field(discriminator="kind")]
