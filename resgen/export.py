@@ -136,8 +136,10 @@ def framework_model(compiled: Compiled, to: str, weights_path: Path | None, *, s
         if weights_path is None:
             parity.randomize_torch(compiled, model, seed, signed_scales=True)
         else:
-            state = weights_io.read(compiled, "torch", weights_path)
-            model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, strict=True)
+            checkpoint = weights_io.read(compiled, "torch", weights_path)
+            state = {k: torch.from_numpy(np.asarray(v)) for k, v in checkpoint.tensors.items()}
+            state.update({k: torch.tensor(v) for k, v in checkpoint.counters.items()})
+            model.load_state_dict(state, strict=False)  # BatchNorm counters a file may lack stay at 0
         return model.eval()
     rows, cols = accepted_sizes(compiled)
     fixed = rows.low == rows.high and cols.low == cols.high
@@ -147,7 +149,7 @@ def framework_model(compiled: Compiled, to: str, weights_path: Path | None, *, s
     if weights_path is None:
         _randomize_keras(model, seed)
     else:
-        for name, values in weights_io.read(compiled, "keras", weights_path).items():
+        for name, values in weights_io.read(compiled, "keras", weights_path).tensors.items():
             model.get_layer(name).set_weights(values)
     return model
 
