@@ -220,8 +220,8 @@ def _block_changes(old: dict[str, BlockRecord], new: dict[str, BlockRecord]) -> 
 
 def _network_settings(layer: Layer, network: Network) -> dict[str, Any]:
     """The network-wide settings a layer uses, so that changing one shows on the layers it changes."""
-    if isinstance(layer.op, BatchNorm):
-        return dataclasses.asdict(network.norm)  # epsilon, momentum
+    if isinstance(layer.op, BatchNorm):  # epsilon, momentum; norm_eval where set
+        return dataclasses.asdict(network.norm) | ({"norm_eval": True} if network.norm_eval else {})
     if isinstance(layer.op, (Conv2d, Dense)):
         return {"l2": network.l2.of(layer.l2_role)}  # on the kernel
     return {}
@@ -236,6 +236,8 @@ def layer_signature(compiled: Compiled, name: str) -> dict[str, Any]:
     signature: dict[str, Any] = {"op": layer.kind}
     signature.update((renamed.get(k, k), v) for k, v in dataclasses.asdict(layer.op).items())
     signature.update(_network_settings(layer, graph.network))
+    if graph.frozen(layer):  # backbone.frozen_stages: it does not train
+        signature["frozen"] = True
     signature["shape"] = analysis.shape(name)
     if isinstance(layer.op, Conv2d):
         signature["padding"] = analysis[name].padding

@@ -294,6 +294,8 @@ class Network:
     torch_paths: TorchPaths = TorchPaths.TORCHVISION
     taps: tuple[Tap, ...] = ()  # a backbone's outputs; empty for a classifier (it returns the head's)
     dilation_rule: DilationRule = DilationRule.TORCHVISION  # where stages dilate (output_stride)
+    frozen_stages: int = 0  # the stem and stages 1..k do not train (mmdet's frozen_stages); 0: none
+    norm_eval: bool = False  # every BatchNorm keeps its running statistics in training (mmdet's)
 
 
 class LayerGraph:
@@ -354,6 +356,13 @@ class LayerGraph:
         op = self[CLASSIFIER].op
         assert isinstance(op, Dense | Conv2d)
         return op.out_features if isinstance(op, Dense) else op.out_channels
+
+    def frozen(self, layer: Layer) -> bool:
+        """Whether the layer does not train: it is in the stem or in stages 1..frozen_stages."""
+        k = self.network.frozen_stages
+        if layer.scope is Scope.STAGE:
+            return (layer.stage or 0) <= k
+        return bool(k) and layer.scope is Scope.STEM
 
     def inputs(self, name: str) -> list[str]:
         """Producers of a layer's inputs, in argument order."""

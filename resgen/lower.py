@@ -119,6 +119,8 @@ def network_of(spec: Spec) -> Network:
         weight_standardization=spec.conv.epsilon if isinstance(spec.conv, WeightStandardizedConv) else None,
         torch_paths=TorchPaths(spec.torch_paths),
         dilation_rule=DilationRule(spec.backbone.dilation),
+        frozen_stages=spec.backbone.frozen_stages,
+        norm_eval=spec.backbone.norm_eval,
     )
 
 

@@ -33,6 +33,11 @@ class TrainReport:
     max_var_diff: float  # BN running variance after the step, after the unbiased/biased conversion
     tolerance: float
     notes: list[str] = field(default_factory=list)
+    # Tensors that must not change in the step (frozen stages' weights, and the running statistics of
+    # BatchNorms in eval mode: frozen_stages, norm_eval), and the largest change either framework
+    # made to one of them; 0.0 means bit-identical.
+    kept_tensors: int = 0
+    max_kept_change: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -42,6 +47,7 @@ class TrainReport:
             and self.max_update_diff <= TRAIN_TOLERANCE
             and self.max_mean_diff <= self.tolerance
             and self.max_var_diff <= self.tolerance
+            and self.max_kept_change == 0.0
         )
 
 
@@ -114,8 +120,14 @@ def _train_step_both(
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, *shape))
-    y = rng.integers(0, compiled.graph.classes, size=batch)
-    logits = compiled.graph.output.kind != "softmax"
+    graph = compiled.graph
+    if graph.classes is None:  # a backbone: mean squared error of every tap to a random target
+        y: Any = [
+            rng.standard_normal((batch, *_hwc(compiled.analysis.shape(t.layer)))) for t in graph.network.taps
+        ]
+    else:
+        y = rng.integers(0, graph.classes, size=batch)
+    logits = graph.output.kind != "softmax"
 
     # torch
     torch_model.train()
@@ -126,20 +138,25 @@ def _train_step_both(
         group["weight_decay"] / 2 * sum(float((p.detach().double() ** 2).sum()) for p in group["params"])
         for group in optimizer.param_groups
     )
-    out = torch_model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
-    target = torch.from_numpy(y)
-    data_loss = torch.nn.functional.cross_entropy(out, target) if logits else _nll_of_probs(out, target)
+    out = torch_model(torch.from_numpy(_nchw(x)))
+    if graph.classes is None:
+        mse = torch.nn.functional.mse_loss
+        data_loss = sum(mse(o, torch.from_numpy(_nchw(t))) for o, t in zip(out, y, strict=True))
+    else:
+        target = torch.from_numpy(y)
+        data_loss = torch.nn.functional.cross_entropy(out, target) if logits else _nll_of_probs(out, target)
     optimizer.zero_grad()
     data_loss.backward()
     optimizer.step()
     loss_torch = data_loss.item() + penalty
 
     # Keras
-    keras_model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
-    )
-    loss_keras = float(np.asarray(keras_model.train_on_batch(x, y)))
+    if graph.classes is None:  # Keras adds the losses of the outputs, as the torch side does
+        loss: Any = [keras.losses.MeanSquaredError() for _ in y]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    keras_model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr), loss=loss)
+    loss_keras = float(np.asarray(keras_model.train_on_batch(x, y, return_dict=True)["loss"]))
 
     names = {s.keras_layer for s in weights.weight_slots(compiled)}
     after_keras = weights.keras_to_torch(compiled, {n: keras_model.get_layer(n).get_weights() for n in names})
@@ -151,7 +168,11 @@ def _train_step_both(
         key = slot.torch_key
         old = before[key].numpy().astype(np.float64)
         got_t, got_k = after_torch[key].astype(np.float64), after_keras[key].astype(np.float64)
-        if slot.role == "moving_mean":
+        if _kept(compiled, slot):
+            report.kept_tensors += 1
+            change = max(float(np.max(np.abs(got_t - old))), float(np.max(np.abs(got_k - old))))
+            report.max_kept_change = max(report.max_kept_change, change)
+        elif slot.role == "moving_mean":
             scale = max(1.0, float(np.max(np.abs(got_k))))
             report.max_mean_diff = max(report.max_mean_diff, float(np.max(np.abs(got_t - got_k))) / scale)
         elif slot.role == "moving_variance":
@@ -169,6 +190,23 @@ def _train_step_both(
         if diff > report.max_update_diff:
             report.max_update_diff, report.worst_tensor = diff, key
     return report
+
+
+def _kept(compiled: Compiled, slot: weights.WeightSlot) -> bool:
+    """Whether one step must leave the tensor as it was: it is in a frozen stage, or it is the
+    running statistic of a BatchNorm in eval mode (norm_eval)."""
+    layer = compiled.graph[slot.node]
+    statistic = slot.role in ("moving_mean", "moving_variance")
+    return compiled.graph.frozen(layer) or (statistic and compiled.graph.network.norm_eval)
+
+
+def _nchw(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A (C, H, W) map's shape as Keras holds it, (H, W, C)."""
+    return (*shape[1:], shape[0])
 
 
 def _nll_of_probs(probs: Any, target: Any) -> Any:

@@ -50,6 +50,17 @@ class Backbone(SpecModel):
     torchvision and timm do) keeps the previous dilation in the stage's first block and gives the
     rest the new one; "whole_stage" (detectron2) gives every block of the stage the new one."""
 
+    frozen_stages: int = Field(default=0, ge=0, le=8)
+    """How many stages do not train, as mmdet's frozen_stages (whose -1 is 0 here): 0 (the
+    default) freezes nothing; k freezes the stem and stages 1 to k, whose parameters get no
+    gradient and whose BatchNorms normalize with, and keep, their running statistics while the
+    rest trains (torch: requires_grad False and a train() that keeps them in eval mode; Keras:
+    trainable=False)."""
+    norm_eval: bool = False
+    """Every BatchNorm normalizes with, and keeps, its running statistics while the network
+    trains, as mmdet's norm_eval: for fine-tuning with small batches. Their scale and offset
+    still train (outside frozen stages)."""
+
     @model_validator(mode="after")
     def _in_network_order(self) -> Backbone:
         order = [0 if tap == "stem" else tap for tap in self.features]
@@ -68,6 +79,8 @@ BACKBONE_NEEDS: dict[str, tuple[str, ...]] = {
     "features taps stage": ("backbone", "features"),
     "follows the last tap and feeds no output": ("backbone", "features"),
     "output_stride cannot dilate": ("backbone", "output_stride"),
+    "frozen_stages freezes stage": ("backbone", "frozen_stages"),
+    "norm_eval keeps BatchNorm": ("backbone", "norm_eval"),
 }
 
 
@@ -84,6 +97,14 @@ def backbone_problem(spec: Spec) -> str | None:
     if features and (not stages or max(stages) != len(spec.stages)):
         last = len(spec.stages)
         return f"stage {last} follows the last tap and feeds no output: tap it, or remove the stage"
+    frozen = spec.backbone.frozen_stages
+    if frozen > len(spec.stages):
+        return f"frozen_stages freezes stage {frozen}, but the network has {len(spec.stages)} stages"
+    if spec.backbone.norm_eval and spec.norm.kind != "batch":
+        return (
+            "norm_eval keeps BatchNorm in eval mode, but the network normalizes with GroupNorm, "
+            "which has no running statistics: remove norm_eval"
+        )
     return _dilation_problem(spec)
 
 

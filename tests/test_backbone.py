@@ -3,13 +3,16 @@ semantics), what summary reports of them, and the code both targets write for th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import resgen
+from resgen import load
 from resgen.graph import AvgPool
+from resgen.spec import json_schema
 from tests.helpers import assert_ruff_clean, backbone_spec
 
 ALL = ["stem", 1, 2, 3, 4]
@@ -224,3 +227,73 @@ def test_diff_reports_output_stride() -> None:
     assert not d.same
     assert ("backbone.output_stride", 32, 8) in [(c.where, c.old, c.new) for c in d.changes]
     assert "backbone.output_stride" in to_text(d)
+
+
+# --- frozen stages and norm_eval ---------------------------------------------------------------------
+
+
+def test_frozen_layers_are_the_stem_and_the_first_stages() -> None:
+    graph = resgen.compile(backbone_spec("resnet50d", ALL, frozen_stages=2)).graph
+    frozen = {x.name for x in graph if graph.frozen(x)}
+    assert {"stem.conv1", "stem.bn", "stage1.block1.conv1", "stage2.block4.bn3"} <= frozen
+    assert not {x for x in frozen if x.startswith(("stage3", "stage4", "head", "input"))}
+    assert all(graph.frozen(x) for x in graph if x.scope.value == "stem")
+    default = resgen.compile("resnet50d").graph
+    assert not any(default.frozen(x) for x in default)  # the default: none
+
+
+def test_torch_source_freezes_and_keeps_batchnorms_in_eval_mode(tmp_path: Path) -> None:
+    source = resgen.render(backbone_spec("resnet50d", ALL, frozen_stages=2), "torch")
+    assert "return [self.conv1, self.bn1, self.layer1, self.layer2]" in source
+    assert "module.requires_grad_(False)" in source
+    assert "def train(self, mode: bool = True) -> ResNet:" in source
+    assert "for frozen in self.frozen_modules():" in source
+    both = resgen.render(backbone_spec("resnet18", [1, 2, 3, 4], frozen_stages=1, norm_eval=True), "torch")
+    assert "for module in self.modules():\n            if isinstance(module, nn.BatchNorm2d):" in both
+    v2 = resgen.render(backbone_spec("keras_resnet50v2", [1, 2, 3, 4], frozen_stages=1), "torch")
+    assert "return [self.conv1, self.layer1]" in v2  # a stem without normalization
+    bit = dict(load.load("resnetv2_50x1_bit").data, backbone={"frozen_stages": 2})
+    timm_v2 = resgen.render(bit, "torch")  # timm's ResNetV2 module paths
+    assert "return [self.stem, self.stages[0], self.stages[1]]" in timm_v2
+    for name, text in (("a", source), ("b", both), ("c", v2), ("d", timm_v2)):
+        (tmp_path / f"{name}.py").write_text(text)
+    assert_ruff_clean(tmp_path)
+
+
+def test_keras_source_marks_frozen_layers_and_fixes_inference_mode(tmp_path: Path) -> None:
+    source = resgen.render(backbone_spec("resnet50d", ALL, frozen_stages=2, norm_eval=True), "keras")
+    assert 'FROZEN_PREFIXES = ("conv1_", "conv2_", "conv3_")' in source
+    assert "        layer.trainable = False\n    return model" in source
+    assert "class BatchNormEval(layers.BatchNormalization):" in source
+    assert "layers.BatchNormalization(" not in source  # every BatchNorm is a BatchNormEval
+    frozen_only = resgen.render(backbone_spec("cifar_resnet20", [1, 2, 3], frozen_stages=3), "keras")
+    assert (
+        "BatchNormEval" not in frozen_only
+        and 'FROZEN_PREFIXES = ("conv1_", "conv2_", "conv3_", "conv4_")' in frozen_only
+    )
+    for name, text in (("a", source), ("b", frozen_only)):
+        (tmp_path / f"{name}.py").write_text(text)
+    assert_ruff_clean(tmp_path)
+
+
+def test_frozen_stages_and_norm_eval_apply_to_classifiers_too() -> None:
+    spec = dict(load.load("resnet18").data, backbone={"frozen_stages": 1, "norm_eval": True})
+    source = resgen.render(spec, "torch")
+    assert "return [self.conv1, self.bn1, self.layer1]" in source and "self.fc" in source
+
+
+def test_diff_reports_frozen_stages_and_norm_eval() -> None:
+    from resgen.diff_formats import to_text
+
+    old = backbone_spec("resnet18", [1, 2, 3, 4])
+    new = backbone_spec("resnet18", [1, 2, 3, 4], frozen_stages=1, norm_eval=True)
+    d = resgen.diff(old, new)
+    assert not d.same
+    changes = [(c.where, c.old, c.new) for c in d.changes]
+    assert ("backbone.frozen_stages", 0, 1) in changes and ("backbone.norm_eval", False, True) in changes
+    assert "backbone.frozen_stages" in to_text(d) and "backbone.norm_eval" in to_text(d)
+
+
+def test_schema_documents_frozen_stages_and_norm_eval() -> None:
+    schema = json.dumps(json_schema())
+    assert "mmdet's frozen_stages" in schema and "mmdet's norm_eval" in schema

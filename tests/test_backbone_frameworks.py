@@ -162,3 +162,68 @@ def test_parity_with_dilation_at_an_odd_size(preset: str, rule: str) -> None:
     report = parity.check(net)
     assert report.passed, parity.format_report(report)
     assert {t.direction for t in report.taps} == {"torch->keras", "keras->torch"}
+
+
+# --- frozen stages and norm_eval ---------------------------------------------------------------------
+
+
+def _frozen_net(preset: str, size: tuple[int, int], **backbone: Any) -> resgen.Compiled:
+    stages = len(resgen.compile(preset).graph.network.stages)
+    return resgen.compile(backbone_spec(preset, list(range(1, stages + 1)), **backbone), input_size=size)
+
+
+@pytest.mark.parametrize(
+    ("preset", "size", "backbone"),
+    [
+        ("resnet18", (32, 32), {"frozen_stages": 1, "norm_eval": True}),
+        ("cifar_resnet20", (16, 16), {"frozen_stages": 1}),
+        ("resnet18", (32, 32), {"norm_eval": True}),
+    ],
+)
+def test_train_step_keeps_frozen_tensors_and_eval_statistics(
+    preset: str, size: tuple[int, int], backbone: dict[str, Any]
+) -> None:
+    """One float64 SGD step in both frameworks: the frozen stages' tensors and the statistics of
+    BatchNorms in eval mode are bit-identical to before, the rest matches across frameworks."""
+    from resgen import parity_train
+
+    report = parity_train.check_training(_frozen_net(preset, size, **backbone))
+    assert report.passed, report
+    assert report.kept_tensors > 0 and report.max_kept_change == 0.0
+    assert report.loss_torch == pytest.approx(report.loss_keras, rel=1e-7)
+    assert report.max_update_diff <= 1e-6
+    assert report.max_mean_diff <= 1e-9 and report.max_var_diff <= 1e-9
+
+
+def test_torch_train_keeps_frozen_batchnorms_in_eval_mode() -> None:
+    net = _frozen_net("resnet18", (32, 32), frozen_stages=2)
+    model = _generated(net).train()
+    frozen_prefixes = ("conv1.", "bn1.", "layer1.", "layer2.")
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert module.training is not f"{name}.".startswith(frozen_prefixes), name
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == [
+        n for n, _ in model.named_parameters() if n.startswith(frozen_prefixes)
+    ]
+    assert any(n.startswith("layer3.") for n, p in model.named_parameters() if p.requires_grad)
+    assert not model.eval().training and not model.bn1.training
+    both = _generated(_frozen_net("resnet18", (32, 32), frozen_stages=1, norm_eval=True)).train()
+    norms = [m for m in both.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    assert both.training and both.layer4[0].bn1.weight.requires_grad  # scale and offset still train
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+def test_train_step_parity_fails_when_frozen_batchnorms_train(target: str) -> None:
+    """The harness sees a target that lets the frozen BatchNorms update their statistics."""
+    from resgen import parity_train
+
+    net = _frozen_net("cifar_resnet20", (16, 16), frozen_stages=1)
+    source = resgen.render(net, target)
+    if target == "torch":
+        planted = source.replace("                    module.eval()\n", "                    pass\n")
+    else:
+        planted = source.replace("        layer.trainable = False\n", "        pass\n")
+    assert planted != source
+    report = parity_train.check_training(net, **{f"{target}_source": planted})
+    assert not report.passed and report.max_kept_change > 0

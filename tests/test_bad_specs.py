@@ -92,6 +92,22 @@ EXPECTED = [
         "backbone.features: stage 2 follows the last tap and feeds no output: tap it, or remove the stage",
     ),
     (
+        "backbone_frozen_past_last_stage.yaml",
+        ":10:45",
+        "backbone.frozen_stages: frozen_stages freezes stage 3, but the network has 2 stages",
+    ),
+    (
+        "backbone_frozen_negative.yaml",
+        ":10:45",
+        "backbone.frozen_stages: Input should be greater than or equal to 0 (got -1)",
+    ),
+    (
+        "backbone_norm_eval_group_norm.yaml",
+        ":11:41",
+        "backbone.norm_eval: norm_eval keeps BatchNorm in eval mode, but the network normalizes with "
+        "GroupNorm, which has no running statistics: remove norm_eval",
+    ),
+    (
         "backbone_tap_past_last_stage.yaml",
         ":10:22",
         "backbone.features: features taps stage 3, but the network has 2 stages",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resgen.backends import blocks, keras3_backbone, keras3_blocks
+from resgen.backends import blocks, keras3_backbone, keras3_blocks, keras3_freeze
 from resgen.backends.keras3_init import helper_lines
 from resgen.backends.keras3_layers import HANDLERS, pads_with_neg_inf
 from resgen.backends.keras3_sites import BlockSite, StraightSite
@@ -95,15 +95,15 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 else []
             ),
             *(["keras/blur_pool.py.j2"] if graph.of_kind("blur_pool") else []),
+            *keras3_freeze.sections(graph),
         ],
         "init_helpers": helper_lines(graph),
         "drop_path": keras3_blocks.drop_path_lines(graph),
         "block": block,
         "stem": stem,
         "stages": keras3_backbone.tapped_stages(graph, keras3_blocks.stage_views(graph, block)),
-        "model_outputs": keras3_backbone.outputs(graph),
+        "model_return": keras3_freeze.model_return(graph, keras3_backbone.outputs(graph), literal(net.name)),
         "head": head,
-        "model_name": literal(net.name),
         "std_conv": {}
         if net.weight_standardization is None
         else {"epsilon": literal(net.weight_standardization)},
@@ -116,12 +116,15 @@ def _build_model_view(graph: LayerGraph) -> dict[str, Any]:
     shape = "input_shape: tuple[int, int, int] | None = None"
     if graph.classes is None:
         return {
-            "constants": [],
+            "constants": keras3_freeze.constants(graph),
             "build_signature": call_lines("def build_model", [shape], 0, " -> keras.Model:"),
             "num_classes_doc": [],
         }
     return {
-        "constants": [f"NUM_CLASSES = {graph.classes}  # outputs of the classifier, as the spec states it"],
+        "constants": [
+            *keras3_freeze.constants(graph),
+            f"NUM_CLASSES = {graph.classes}  # outputs of the classifier, as the spec states it",
+        ],
         "build_signature": call_lines(
             "def build_model", [shape, "num_classes: int = NUM_CLASSES"], 0, " -> keras.Model:"
         ),

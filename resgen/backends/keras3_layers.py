@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from resgen.backends.keras3_freeze import batch_norm_class
 from resgen.backends.keras3_init import initializer_args, regularizer_args
 from resgen.backends.keras3_sites import BlockSite, Site
 from resgen.codegen import CodegenError, call_lines, comment, literal
@@ -107,7 +108,7 @@ def _batch_norm(site: Site, layer: Layer) -> list[str]:
     norm = site.graph.network.norm
     args = ["axis=-1", f"epsilon={literal(norm.epsilon)}", f"momentum={literal(norm.momentum)}"]
     args += [*initializer_args(site, layer), f"name={site.name(layer)}"]
-    return _layer(site, layer, "layers.BatchNormalization", args)
+    return _layer(site, layer, batch_norm_class(site.graph), args)
 
 
 def _group_norm(site: Site, layer: Layer) -> list[str]:

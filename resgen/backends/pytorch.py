@@ -24,6 +24,7 @@ from typing import Any
 from resgen.backends import (
     pytorch_backbone,
     pytorch_blocks,
+    pytorch_freeze,
     pytorch_fuse,
     pytorch_helpers,
     pytorch_stages,
@@ -147,9 +148,13 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             "forward_type": pytorch_backbone.forward_type(graph),
             "stem_forward": [*pytorch_backbone.forward_setup(graph), *stem_forward],
             "head_init": [*head_init, *pytorch_backbone.feature_info(graph, analysis)],
-            "init_weights": pytorch_helpers.init_lines(graph, block["name"]),
+            "init_weights": [
+                *pytorch_helpers.init_lines(graph, block["name"]),
+                *pytorch_freeze.init_lines(graph),
+            ],
             "head_forward": pytorch_backbone.head_forward(graph, head_forward),
             **stages,
+            "methods": [*stages["methods"], *pytorch_freeze.methods(graph, MODEL_CLASS)],
             "stage_forward": pytorch_backbone.stage_forward(graph, stages["stage_forward"]),
         },
         "build_doc": docstring(
