@@ -227,3 +227,22 @@ def test_train_step_parity_fails_when_frozen_batchnorms_train(target: str) -> No
     assert planted != source
     report = parity_train.check_training(net, **{f"{target}_source": planted})
     assert not report.passed and report.max_kept_change > 0
+
+
+def test_keras_model_with_frozen_and_eval_batchnorms_survives_save_and_load(tmp_path: Any) -> None:
+    keras = pytest.importorskip("keras")
+    np = pytest.importorskip("numpy")
+    net = _frozen_net("resnet18", (32, 32), frozen_stages=1, norm_eval=True)
+    module = import_generated(resgen.render(net, "keras"), "backbone_frozen_keras_save")
+    model = module.build_model()
+    assert any(type(layer).__name__ == "BatchNormEval" for layer in model.layers)
+    frozen = sorted(layer.name for layer in model.layers if not layer.trainable)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    before = [keras.ops.convert_to_numpy(y) for y in model(x, training=True)]
+    path = tmp_path / "frozen.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    after = [keras.ops.convert_to_numpy(y) for y in loaded(x, training=True)]
+    for got, want in zip(after, before, strict=True):
+        np.testing.assert_array_equal(got, want)  # norm_eval: training=True still uses the statistics
+    assert sorted(layer.name for layer in loaded.layers if not layer.trainable) == frozen
