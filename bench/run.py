@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resgen.progress import Step, quiet, steps
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -90,10 +92,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine.describe(ROOT, args.device),
     }
     started = time.perf_counter()
+    chosen = [s for s in SECTIONS if s in args.only and (s != "keras" or args.device == "cpu")]
+    # a progress bar on a terminal only (stderr): piped output carries the results alone
+    with steps("bench", len(chosen)) as step:
+        _sections(args, results, reps, side, step)
+    results["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    results["targets"] = targets(results)
+    return results
+
+
+def _sections(args: argparse.Namespace, results: dict[str, Any], reps: int, side: int, step: Step) -> None:
+    """Run the chosen sections into `results`, telling `step` each one as it starts."""
+    import machine
+
     if "pipeline" in args.only:
         import pipeline
 
-        print("pipeline (in process)", flush=True)
+        step("pipeline (in process)")
         from resgen import load
 
         table = pipeline.pipeline(load.preset_names(), 3 if args.quick else 9)
@@ -105,28 +121,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "cli" in args.only:
         import pipeline
 
-        print("CLI wall time", flush=True)
+        step("CLI wall time")
         results["cli"] = pipeline.cli(3 if args.quick else 10)
     if "import" in args.only:
         import pipeline
 
-        print("import time", flush=True)
+        step("import time")
         results["import"] = pipeline.import_times(3 if args.quick else 10)
     if {"torch", "options"} & set(args.only):
-        results.update(run_torch(args, reps, side))
+        results.update(run_torch(args, reps, side, step))
         results["machine"].update(machine.torch_info(args.device))
     if "keras" in args.only and args.device == "cpu":
         import keras_models
 
-        print("keras", flush=True)
+        step("keras: generated ResNet50 vs keras.applications")
         results["keras"] = keras_models.comparisons(side, args.batches, reps)
-    results["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    results["wall_s"] = round(time.perf_counter() - started, 1)
-    results["targets"] = targets(results)
-    return results
 
 
-def run_torch(args: argparse.Namespace, reps: int, side: int) -> dict[str, Any]:
+def run_torch(args: argparse.Namespace, reps: int, side: int, step: Step = quiet) -> dict[str, Any]:
     import torch
     import torchvision  # noqa: F401 (before TensorFlow: its C extension crashes if loaded after)
 
@@ -141,12 +153,12 @@ def run_torch(args: argparse.Namespace, reps: int, side: int) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     if "torch" in args.only:
-        print("torch: generated vs references", flush=True)
+        step("torch: generated vs references")
         out["torch"] = torch_models.reference_comparisons(
             side, args.device, args.batches, reps, args.train_batch
         )
     if "options" in args.only:
-        print("torch: options", flush=True)
+        step("torch: options")
         out["options"] = torch_models.option_comparisons(side, args.device, args.batches, reps)
         if args.compile:
             out["options"] += torch_models.compile_comparisons(side, args.device, max(args.batches), reps)

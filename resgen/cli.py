@@ -58,19 +58,35 @@ def validate(specs: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("spec", metavar="SPEC")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--names",
+    type=click.Choice(["resgen", "torch", "keras"]),
+    default="resgen",
+    show_default=True,
+    help="Name layers as resgen does, by their torch module paths, or by their Keras layer names.",
+)
+@click.option(
+    "--depth",
+    type=click.Choice(["layers", "blocks"]),
+    default="layers",
+    show_default=True,
+    help="One row per layer, or one per stem, residual block and head (JSON: adds a blocks list).",
+)
 @guarded
-def summary(spec: str, fmt: str) -> None:
+def summary(spec: str, fmt: str, names: str, depth: str) -> None:
     """Per-layer table (name, op, output shape, params, MACs) and totals."""
-    from resgen import report
+    from resgen import report, report_views
 
     compiled = compile_spec(spec)
     if problem := report.size_problem(compiled):
         click.echo(f"{shown(compiled.doc.file)}: warning: {problem}", err=True)
     data = report.summary(compiled)
+    if depth == "blocks":
+        data["blocks"] = report_views.blocks(compiled)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
     else:
-        report.print_summary_table(data)
+        report_views.print_table(data, names=names, depth=depth)
 
 
 @main.command()
@@ -275,15 +291,19 @@ def graph_command(spec: str, fmt: str, detail: str, output: Path | None) -> None
 def parity(spec: str, device: str, input_size: tuple[int, int] | None, fmt: str) -> None:
     """Build both targets, move weights both ways, compare outputs and one tap per stage."""
     from resgen import parity as harness
+    from resgen.progress import steps
 
     compiled = buildable(compile_spec(spec, input_size=input_size))
-    import_frameworks_quietly()
-    if device == "cuda":
-        import torch
+    # on a terminal only (stderr), cleared when done: pipes and JSON output carry the report alone
+    with steps(f"parity {compiled.name}", 1 + harness.CHECK_STEPS) as step:
+        step("importing torch and Keras")
+        import_frameworks_quietly()
+        if device == "cuda":
+            import torch
 
-        if not torch.cuda.is_available():
-            fail("resgen: error: --device cuda: no CUDA device is available")
-    report = harness.check(compiled, device=device)
+            if not torch.cuda.is_available():
+                fail("resgen: error: --device cuda: no CUDA device is available")
+        report = harness.check(compiled, device=device, progress=step)
     if fmt == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

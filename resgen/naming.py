@@ -82,7 +82,14 @@ _TIMM_AVG_DOWN = {
 }
 # timm's ResNetV2: nn.Sequential stem and head with named places; its norm layers apply the ReLU
 # themselves (BatchNormAct2d, GroupNormAct), so the ReLUs here are parameter-free modules beside them.
-_TIMM_V2_STEM = {"conv": "stem.conv", "pool": "stem.pool", "bn": "stem.norm", "relu": "stem.act"}
+# timm has no anti-aliased ResNetV2 stem pool; its blur pool (no weights) is stem.aa, as a block's is aa.
+_TIMM_V2_STEM = {
+    "conv": "stem.conv",
+    "pool": "stem.pool",
+    "pool_aa": "stem.aa",
+    "bn": "stem.norm",
+    "relu": "stem.act",
+}
 _TIMM_V2_HEAD = {
     "bn": "norm",
     "relu": "relu",
@@ -165,6 +172,11 @@ def torch_stage_path(graph: LayerGraph, stage: int) -> str:
     return f"stages.{stage - 1}" if _timm_v2(graph) else f"layer{stage}"
 
 
+def torch_classifier_path(graph: LayerGraph) -> str:
+    """Module path of the classifier (fc, or head.fc in timm's ResNetV2), whether or not the graph has one."""
+    return _TIMM_V2_HEAD["fc"] if _timm_v2(graph) else _TORCH_HEAD["fc"]
+
+
 def torch_block_path(graph: LayerGraph, stage: int, block: int) -> str:
     """Module path of a residual block (both 1-based): layer2.0, or stages.1.blocks.0 (timm's ResNetV2)."""
     return f"{torch_stage_path(graph, stage)}{'.blocks' if _timm_v2(graph) else ''}.{block - 1}"
@@ -241,7 +253,7 @@ def _keras_name(layer: Layer, *, preactivation: bool) -> str:
         return f"conv1_{index}_{kind}"  # a deep stem's conv2 -> conv1_2_conv
     if layer.scope is Scope.HEAD:
         return _KERAS_HEAD[role]
-    prefix = f"conv{(layer.stage or 0) + 1}_block{layer.block}"
+    prefix = keras_block_prefix(layer.stage or 0, layer.block or 0)
     if role == "add":
         # keras.applications V2 ends a pre-activation block at the addition and calls it "_out"
         return f"{prefix}_{'out' if preactivation else 'add'}"
@@ -249,6 +261,12 @@ def _keras_name(layer: Layer, *, preactivation: bool) -> str:
         return f"{prefix}_{_KERAS_BLOCK[role]}"
     kind, index = role.rstrip("0123456789"), role[len(role.rstrip("0123456789")) :]
     return f"{prefix}_{index}_{kind}"  # conv2 -> _2_conv, bn1 -> _1_bn, relu3 -> _3_relu
+
+
+def keras_block_prefix(stage: int, block: int) -> str:
+    """What the Keras names of a residual block's layers start with (both 1-based): conv3_block1 for
+    stage 2, block 1 (keras.applications counts the stem as conv1)."""
+    return f"conv{stage + 1}_block{block}"
 
 
 def keras_eca_reshape_names(layer_name: str) -> tuple[str, str]:

@@ -27,9 +27,11 @@ from resgen.generate import render
 from resgen.graph import SHAPE_LAYOUT
 from resgen.importing import import_generated
 from resgen.naming import keras_name, torch_module, torch_path, torch_stage_path
+from resgen.progress import Step, quiet
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
 
+CHECK_STEPS = 5  # what check() tells its progress reporter
 CPU_TOLERANCE = 1e-4
 GPU_TOLERANCE = 1e-3
 
@@ -262,10 +264,12 @@ def check(
     torch_source: str | None = None,
     keras_source: str | None = None,
     signed_scales: bool = False,
+    progress: Step = quiet,
 ) -> ParityReport:
     """Both directions of weight transfer, compared at every stage and at the output.
 
-    `signed_scales` draws BatchNorm scales of both signs (see `randomize_torch`).
+    `signed_scales` draws BatchNorm scales of both signs (see `randomize_torch`). `progress` is told
+    each of the CHECK_STEPS steps as it starts (`resgen.progress.steps`).
     """
     tolerance = GPU_TOLERANCE if device.startswith("cuda") else CPU_TOLERANCE
     versions, tf32 = environment(device)
@@ -281,18 +285,23 @@ def check(
     x = rng.standard_normal((batch, *report.input_shape)).astype(np.float32)
 
     # Each model is built once: every transfer overwrites all of the receiving model's weights.
+    progress("building the torch and Keras models")
     torch_model, keras_model = build_models(compiled, torch_source=torch_source, keras_source=keras_source)
+    progress("torch -> Keras: random weights, transfer")
     randomize_torch(compiled, torch_model, seed, signed_scales=signed_scales)
     torch_to_keras_model(compiled, torch_model, keras_model)
+    progress("torch -> Keras: outputs")
     reference = torch_forward(compiled, torch_model, x, device)
     _compare(report, "torch->keras", reference, keras_forward(compiled, keras_model, x))
 
     # keras -> torch: a second random draw placed in the Keras model; the torch model is scrambled with
     # a third before the weights are read back from Keras, so every value it ends with came through Keras.
+    progress("Keras -> torch: random weights, transfer")
     randomize_torch(compiled, torch_model, seed + 1, signed_scales=signed_scales)
     torch_to_keras_model(compiled, torch_model, keras_model)
     randomize_torch(compiled, torch_model, seed + 2)
     keras_to_torch_model(compiled, keras_model, torch_model)
+    progress("Keras -> torch: outputs")
     reference = keras_forward(compiled, keras_model, x)
     _compare(report, "keras->torch", reference, torch_forward(compiled, torch_model, x, device))
     return report

@@ -149,6 +149,13 @@ def _conv2d(op: Conv2d, ins: list[Shape]) -> tuple[Shape, Pads]:
         raise _ShapeError(
             f"groups={g} must divide both {c} input and {op.out_channels} output channels", ("groups",)
         )
+    if op.standardize is not None and c // g * k * k == 1:
+        raise _ShapeError(
+            f"a weight-standardized {k}x{k} convolution of {c // g} input channel has one weight per "
+            "output channel, which standardization sets to 0 (torch's batch_norm then refuses it): "
+            "use conv: {kind: plain}, or more input channels or a larger kernel there",
+            ("conv", "kind"),
+        )
     pads = conv_padding(op, h, w)
     # floor((H + 2p - d(k - 1) - 1) / s) + 1, the window being d(k - 1) + 1 wide
     oh, ow = conv_out(h, op.reach, s, sum(pads[0])), conv_out(w, op.reach, s, sum(pads[1]))
@@ -291,7 +298,7 @@ def _blame(origin: Path, field: Path | None) -> Path:
     """The spec field behind a failed rule: a stage's or the stem's own field where there is one."""
     if field == ("groups",):
         return ("block", "groups")
-    if field and field[0] == "norm":  # a network-wide setting: the norm section
+    if field and field[0] in ("norm", "conv"):  # a network-wide setting: its own section
         return field
     if field and origin[:1] in (("stages",), ("stem",)) and len(origin) <= 2:
         return (*origin, *field)

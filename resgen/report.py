@@ -7,7 +7,7 @@ from typing import Any
 
 from resgen.backends.pytorch_backbone import module_of_tap
 from resgen.compiler import Compiled
-from resgen.graph import SHAPE_LAYOUT, format_shape
+from resgen.graph import SHAPE_LAYOUT
 from resgen.naming import keras_name, torch_module
 
 
@@ -67,35 +67,6 @@ def features(compiled: Compiled) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def print_summary_table(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{data['name']}  (shapes are C x H x W)", title_justify="left")
-    table.add_column("layer")
-    table.add_column("op")
-    table.add_column("output shape", justify="right")
-    table.add_column("params", justify="right")
-    table.add_column("MACs", justify="right")
-    for row in data["layers"]:
-        table.add_row(
-            row["name"],
-            row["op"],
-            format_shape(row["output_shape"], " x "),
-            f"{row['params']:,}" if row["params"] else "",
-            f"{row['macs']:,}" if row["macs"] else "",
-        )
-    console = Console(width=110)
-    console.print(table)
-    console.print(f"Learnable params:     {data['params']:,}")
-    console.print(
-        f"Non-trainable params: {data['non_trainable_params']:,}  (BatchNorm running mean and variance)"
-    )
-    console.print(
-        f"MACs:                 {data['macs']:,}  ({data['macs'] / 1e9:.3f} G; convolutions and dense)"
-    )
 
 
 # Sizes past which a network is almost surely a mistake: `validate` and `summary` warn, `parity` and

@@ -36,6 +36,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_keras_target.py",
         "test_parity.py",
         "test_performance_options.py",
+        "test_schema_parity.py",
         "test_torch_target.py",
         "test_timm_family.py",
         "test_training_parts.py",

@@ -17,6 +17,16 @@ from resgen.graph import Conv2d, Distribution, Layer, LayerGraph, Scope
 if TYPE_CHECKING:
     from resgen.backends.keras3_sites import Site
 
+# What the generated block function calls each block channel count (resgen.graph.BlockDim): its input's
+# channels, and its parameters and locals.
+BLOCK_DIM_CODE = {
+    "in": "x.shape[-1]",
+    "width": "width",
+    "first": "first_width",
+    "out": "filters",
+    "reduced": "se_width",
+}
+
 _KERNEL_HELPER = {
     Distribution.HE_NORMAL_FAN_OUT: "he_normal_fan_out()",
     Distribution.UNIFORM_FAN_IN: "uniform_fan_in()",
@@ -82,8 +92,7 @@ def fan_in(site: Site, layer: Layer) -> str:
         area = op.kernel_size**2
         if layer.dims is None:
             return literal(op.in_channels // op.groups * area)
-        channels = {"in": "x.shape[-1]", "width": "width", "out": "filters", "reduced": "se_width"}
-        text = channels[layer.dims[0]]
+        text = BLOCK_DIM_CODE[layer.dims[0]]
         text += f" // {op.groups}" if op.groups != 1 else ""
         return text + (f" * {area}" if area != 1 else "")
     (source,) = site.graph.inputs(layer.name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from resgen.backends import blocks
 from resgen.backends.keras3_blocks import tensor_of
+from resgen.backends.keras3_init import BLOCK_DIM_CODE
 from resgen.codegen import CodegenError, literal
 from resgen.graph import CLASSIFIER, Conv2d, Layer, LayerGraph
 from resgen.naming import keras_name, keras_pad_name
@@ -111,8 +112,7 @@ class BlockSite(Site):
 
     def channels(self, layer: Layer) -> str:
         assert layer.dims is not None
-        names = {"width": "width", "first": "first_width", "out": "filters", "reduced": "se_width"}
-        return names[layer.dims[1]]
+        return BLOCK_DIM_CODE[layer.dims[1]]
 
     def stride(self, layer: Layer) -> str:
         return blocks.stride_text(layer, self._params)

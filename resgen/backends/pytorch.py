@@ -124,6 +124,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "module_doc": pytorch_helpers.module_doc(graph, analysis),
         "bn": pytorch_helpers.bn_view(graph),
         "l2_lines": pytorch_helpers.l2_lines(graph),
+        "l2_paths": pytorch_helpers.l2_paths_view(graph),
         "drop_path_lines": pytorch_helpers.drop_path_lines(graph),
         "helper_sections": pytorch_helpers.helper_sections(graph),
         "se": pytorch_helpers.se_view(graph),

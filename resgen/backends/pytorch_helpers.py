@@ -19,7 +19,13 @@ from resgen.codegen import (
     literal,
 )
 from resgen.graph import Distribution, EcaDesign, LayerGraph, PadMode, Scope, SqueezeExciteDesign
-from resgen.naming import torch_path, torch_paths_doc, torch_stage_blocks
+from resgen.naming import (
+    torch_classifier_path,
+    torch_path,
+    torch_paths_doc,
+    torch_stage_blocks,
+    torch_stage_path,
+)
 from resgen.passes import Analysis
 
 
@@ -68,7 +74,8 @@ def l2_lines(graph: LayerGraph) -> list[str]:
     if not l2.any:
         return []
     for layer in graph:  # param_groups() finds a kernel's role from its module path: check it does
-        if layer.kind in ("conv2d", "dense") and _path_role(torch_path(graph, layer.name)) != layer.l2_role:
+        kernel = layer.kind in ("conv2d", "dense")
+        if kernel and _path_role(graph, torch_path(graph, layer.name)) != layer.l2_role:
             raise CodegenError(f"{layer.name}: its module path does not tell its L2 role")
     values = l2.values()
     entries = [f"{literal(role)}: {derived_float(2 * value)}" for role, value in values.items()]
@@ -94,11 +101,23 @@ def _dict_lines(name: str, entries: list[str]) -> list[str]:
     return [f"{name} = {{", *(f"    {entry}," for entry in entries), "}"]
 
 
-def _path_role(path: str) -> str:
-    """What the generated l2_role() says of a module path (templates/torch/param_groups.py.j2)."""
-    if path.startswith("layer"):
+def l2_paths_view(graph: LayerGraph) -> dict[str, str]:
+    """What the generated l2_role() reads a module's role from (templates/torch/param_groups.py.j2): the
+    path prefix of the stages (layer, or stages. in timm's ResNetV2) and the classifier's path."""
+    stages, classifier = _l2_paths(graph)
+    return {"stages": literal(stages), "classifier": literal(classifier)}
+
+
+def _l2_paths(graph: LayerGraph) -> tuple[str, str]:
+    return torch_stage_path(graph, 1).rstrip("0123456789"), torch_classifier_path(graph)
+
+
+def _path_role(graph: LayerGraph, path: str) -> str:
+    """What the generated l2_role() says of a module path."""
+    stages, classifier = _l2_paths(graph)
+    if path.startswith(stages):
         return "shortcuts" if ".downsample" in path else "blocks"
-    return "head" if path == "fc" else "stem"
+    return "head" if path == classifier else "stem"
 
 
 def drop_path_lines(graph: LayerGraph) -> list[str]:
@@ -203,6 +222,7 @@ _TORCH_INIT = {
     Distribution.GLOROT_UNIFORM: "nn.init.xavier_uniform_(m.weight)",
     Distribution.NORMAL_0_01: "nn.init.normal_(m.weight, std=0.01)",
 }
+_TORCH_DEFAULT_CONV_INIT = "nn.init.kaiming_uniform_(m.weight, a=5**0.5)"
 WORDS = {
     Distribution.HE_NORMAL_FAN_OUT: "N(0, 2 / fan_out)",
     Distribution.UNIFORM_FAN_IN: "U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))",
@@ -266,9 +286,9 @@ def _conv_classifier_lines(graph: LayerGraph) -> list[str]:
     if not classifiers or init.dense is init.conv:
         return []
     (fc,) = classifiers
-    statement = _TORCH_INIT.get(init.dense)
-    if statement is None:  # torch's default would have to undo the convolution rule of the loop
-        raise CodegenError(f"{fc.name}: a 1x1 convolution classifier needs a stated initialization")
+    # torch's default for a convolution is U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)) by kaiming_uniform_
+    # with a = sqrt(5); stated here, it undoes the convolution rule of the loop above
+    statement = _TORCH_INIT.get(init.dense, _TORCH_DEFAULT_CONV_INIT)
     weight = f"self.{torch_path(graph, fc.name)}.weight"
     note = f"The classifier, a 1x1 convolution, starts as the spec's classifier says: {WORDS[init.dense]}."
     return [*comment(note, 8), statement.replace("m.weight", weight)]
