@@ -144,8 +144,9 @@ def _attention(draw: st.DrawFn) -> dict[str, Any] | None:
     return None
 
 
-def _backbone(draw: st.DrawFn, stages: int, dilated: bool) -> dict[str, Any]:
-    """Taps ending at the last stage; output_stride below 32 only where the network can dilate."""
+def _backbone(draw: st.DrawFn, stages: int, dilated: bool, batch_norm: bool) -> dict[str, Any]:
+    """Taps ending at the last stage; output_stride below 32 only where the network can dilate;
+    frozen stages; norm_eval only with BatchNorm (GroupNorm has no running statistics)."""
     taps: list[Any] = [s for s in range(1, stages) if draw(st.booleans())] + [stages]
     if draw(st.booleans()):
         taps.insert(0, "stem")
@@ -153,6 +154,9 @@ def _backbone(draw: st.DrawFn, stages: int, dilated: bool) -> dict[str, Any]:
     if dilated:
         backbone["output_stride"] = _pick(draw, [16, 8])
         backbone["dilation"] = _pick(draw, ["torchvision", "whole_stage"])
+    backbone["frozen_stages"] = draw(st.integers(0, stages))
+    if batch_norm:
+        backbone["norm_eval"] = draw(st.booleans())
     return backbone
 
 
@@ -256,7 +260,7 @@ def schema_spec_data(draw: st.DrawFn, *, max_stages: int = 3) -> dict[str, Any]:
             head["output"] = "logits"
     if head_kind == "pool_flatten":
         head["pool_size"] = 1
-    backbone = _backbone(draw, n_stages, dilated)
+    backbone = _backbone(draw, n_stages, dilated, norm.get("kind", "batch") == "batch")
 
     blocks = sum(s["blocks"] for s in stages)
     roles = {role: _pick(draw, [None, 0.0, 1e-4]) for role in ("stem", "blocks", "shortcuts", "head")}
