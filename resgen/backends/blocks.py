@@ -212,6 +212,16 @@ def kinds_in_order(kinds: set[ShortcutKind]) -> list[ShortcutKind]:
     return [k for k in SHORTCUT_ORDER if k in kinds]
 
 
+def first_width_check(graph: LayerGraph) -> None:
+    """Every bottleneck's first 1x1 outputs width // reduce_first (timm's block_reduce_first), the rule
+    the shared definition writes."""
+    reduce_first = graph.network.block.reduce_first
+    for record in graph.blocks:
+        expected = record.width // reduce_first if reduce_first != 1 else None
+        if record.first_width != expected:
+            raise CodegenError(f"block {record.prefix}: first width {record.first_width} breaks the rule")
+
+
 def channel_check(layer: Layer, record: BlockRecord) -> None:
     """A block layer's channel counts are the block's dimensions it claims."""
     if layer.dims is None:

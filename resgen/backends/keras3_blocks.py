@@ -197,11 +197,9 @@ def _block_sizes(graph: LayerGraph) -> list[str]:
 def _first_width(graph: LayerGraph) -> list[str]:
     """The first 1x1's output width where it is narrower than the inner width (timm's reduce_first)."""
     reduce_first = graph.network.block.reduce_first
+    blocks.first_width_check(graph)
     if reduce_first == 1:
         return []
-    for record in graph.blocks:
-        if record.first_width != record.width // reduce_first:
-            raise CodegenError(f"block {record.prefix}: first width {record.first_width} breaks the rule")
     return [f"first_width = width // {literal(reduce_first)}  # timm's block_reduce_first"]
 
 

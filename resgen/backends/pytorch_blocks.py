@@ -195,10 +195,8 @@ def block_view(graph: LayerGraph, shared_bias: bool | None) -> dict[str, Any]:
         else:
             class_attrs = [f"groups: int = {groups}", f"base_width: int = {base}"]
             width_line = ["width = planes * self.base_width // 64 * self.groups"]
+        blocks.first_width_check(graph)
         if design.reduce_first != 1:
-            for record in graph.blocks:
-                if record.first_width != record.width // design.reduce_first:
-                    raise CodegenError(f"block {record.prefix}: first width breaks the reduce_first rule")
             class_attrs.append(f"reduce_first: int = {design.reduce_first}")
             width_line.append("first_width = width // self.reduce_first")
     drop_path = ["drop_path_rate: float = 0.0"] if graph.network.drop_path else []
