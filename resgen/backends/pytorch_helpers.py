@@ -18,7 +18,7 @@ from resgen.codegen import (
     indented,
     literal,
 )
-from resgen.graph import Distribution, EcaDesign, LayerGraph, PadMode, Scope, SqueezeExciteDesign
+from resgen.graph import CLASSIFIER, Distribution, EcaDesign, LayerGraph, PadMode, Scope, SqueezeExciteDesign
 from resgen.naming import (
     torch_classifier_path,
     torch_path,
@@ -282,10 +282,9 @@ def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
 def _conv_classifier_lines(graph: LayerGraph) -> list[str]:
     """A classifier that is a 1x1 convolution (timm's ResNetV2 head.fc) starts by the classifier's rule."""
     init = graph.network.init
-    classifiers = [x for x in graph.of_kind("conv2d") if x.scope is Scope.HEAD]
-    if not classifiers or init.dense is init.conv:
+    if CLASSIFIER not in graph or graph[CLASSIFIER].kind != "conv2d" or init.dense is init.conv:
         return []
-    (fc,) = classifiers
+    fc = graph[CLASSIFIER]
     # torch's default for a convolution is U(-1 / sqrt(fan_in), 1 / sqrt(fan_in)) by kaiming_uniform_
     # with a = sqrt(5); stated here, it undoes the convolution rule of the loop above
     statement = _TORCH_INIT.get(init.dense, _TORCH_DEFAULT_CONV_INIT)
