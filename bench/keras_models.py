@@ -18,7 +18,7 @@ from timing import compare
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 
 PRESET = "keras_resnet50"
 SAMPLE_S = 0.25  # shortest sample: TensorFlow's timings on a small machine are noisy

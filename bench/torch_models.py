@@ -28,7 +28,7 @@ from torch import nn
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 
 
 @dataclass(frozen=True)

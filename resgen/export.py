@@ -156,7 +156,7 @@ def framework_model(compiled: Compiled, to: str, weights_path: Path | None, *, s
 
 def _modules(compiled: Compiled, framework: str) -> tuple[Any, Any]:
     from resgen.generate import render
-    from resgen.importing import import_generated
+    from resgen.generated_module import import_generated
 
     tag = f"{compiled.name}_{compiled.graph.network.spec_hash}"
     source = render(compiled, framework)

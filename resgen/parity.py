@@ -24,8 +24,8 @@ import numpy as np
 from resgen import weights
 from resgen.compiler import Compiled
 from resgen.generate import render
+from resgen.generated_module import import_generated
 from resgen.graph import SHAPE_LAYOUT
-from resgen.importing import import_generated
 from resgen.naming import keras_name, torch_module, torch_path, torch_stage_path
 from resgen.progress import Step, quiet
 

@@ -259,7 +259,7 @@ def _safetensors(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> by
 
 def keras_model(compiled: Compiled) -> Any:
     from resgen.generate import render
-    from resgen.importing import import_generated
+    from resgen.generated_module import import_generated
 
     module = import_generated(
         render(compiled, "keras"), f"resgen_keras_io_{compiled.graph.network.spec_hash}"

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from resgen.cli import main
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -154,7 +154,7 @@ def generated_text(target: str, name: str) -> str:
 
 @cache
 def generated_module(target: str, name: str) -> ModuleType:
-    """A preset's generated source, imported (in memory, see resgen.importing); one module per preset."""
+    """A preset's generated source, imported in memory (resgen.generated_module); one module each."""
     return import_generated(generated_text(target, name), f"resgen_generated_{target}_{name}")
 
 

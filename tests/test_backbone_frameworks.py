@@ -9,7 +9,7 @@ import pytest
 
 import resgen
 from resgen import parity
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 from tests.helpers import backbone_spec
 from tests.test_timm_family import random_state
 

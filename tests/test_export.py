@@ -15,7 +15,7 @@ import pytest
 import resgen
 from resgen import export as exporter
 from resgen.compiler import compile_spec
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 from tests.helpers import cli
 
 torch = pytest.importorskip("torch")

@@ -47,7 +47,7 @@ from resgen.compiler import Compiled, compile_document
 from resgen.errors import SpecError, SpecErrors, format_path
 from resgen.files import write_atomic
 from resgen.generate import RenderError, check_source, render
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 from resgen.naming import keras_names, torch_path
 from resgen.spec import IDENTIFIER
 from tests.helpers import assert_clean_failure, channels_last, cli, hang_guard

@@ -408,7 +408,7 @@ def test_an_ordinary_network_gets_no_size_warning() -> None:
 def test_a_one_pixel_side_builds_and_runs_in_both_frameworks(height: int, width: int) -> None:
     from resgen.compiler import compile_document
     from resgen.generate import render
-    from resgen.importing import import_generated
+    from resgen.generated_module import import_generated
     from tests.test_hostile import as_doc, check_keras, check_torch
 
     data = {

@@ -532,7 +532,7 @@ _OTHER_BACKEND_SCRIPT = """
 import sys
 import numpy as np
 import keras
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 with open(sys.argv[1], encoding="utf-8") as file:
     module = import_generated(file.read(), "generated")
 model = module.build_model()

@@ -134,7 +134,7 @@ def test_fast_lane_collects_no_framework_module_and_imports_no_framework() -> No
     assert report["exit_code"] == 0, output
     assert report["loaded"] == [], output
     collected = {line.split("::")[0] for line in output.splitlines() if "::" in line}
-    assert "tests/test_importing.py" in collected and "tests/test_lanes.py" in collected, output
+    assert "tests/test_generated_module.py" in collected and "tests/test_lanes.py" in collected, output
     assert not {f"tests/{name}" for name in FRAMEWORK_MODULES} & collected, output
 
 

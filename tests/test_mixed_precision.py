@@ -13,7 +13,7 @@ import pytest
 import resgen
 from resgen import parity
 from resgen.generate import render
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")

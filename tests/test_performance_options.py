@@ -23,7 +23,7 @@ import pytest
 
 from resgen.compiler import compile_spec
 from resgen.generate import render
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 from tests.helpers import randomize_torch_batch_norm
 
 torch = pytest.importorskip("torch")

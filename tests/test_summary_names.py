@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import resgen
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 
 pytestmark = pytest.mark.framework
 

@@ -15,7 +15,7 @@ import pytest
 
 import resgen
 from resgen import parity
-from resgen.importing import import_generated
+from resgen.generated_module import import_generated
 from tests.helpers import preset_params
 
 torch = pytest.importorskip("torch")

@@ -1,6 +1,6 @@
 """The torch target: generated modules compute what the graph says, and equal torchvision where they should.
 
-Each preset's rendered module is imported (in memory, resgen.importing) and checked against the graph:
+Each preset's rendered module is imported (in memory, resgen.generated_module) and checked against the graph:
 per-layer output shapes (forward hooks), parameter and BatchNorm-statistics counts per layer, and the
 settings of every layer (epsilon, momentum, bias, groups, padding). The ten torchvision presets load
 torchvision's state dicts with ``strict=True`` and give the same outputs. Specs that no preset covers
@@ -24,8 +24,8 @@ from resgen import load
 from resgen.backends import pytorch
 from resgen.compiler import Compiled, compile_document, compile_spec
 from resgen.generate import render
+from resgen.generated_module import import_generated
 from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, GroupNorm, Layer, MaxPool, PadMode, PadValue
-from resgen.importing import import_generated
 from resgen.naming import torch_module, torch_path
 from tests.helpers import assert_ruff_clean, preset_params, randomize_torch_batch_norm, render_in_subprocess
 

@@ -17,8 +17,8 @@ import pytest
 import resgen
 from resgen import parity
 from resgen.compiler import Compiled
+from resgen.generated_module import import_generated
 from resgen.graph import Distribution, LayerGraph
-from resgen.importing import import_generated
 from resgen.load import load
 from resgen.naming import keras_name, torch_path
 

@@ -1,4 +1,4 @@
-"""resgen.importing: generated source becomes a working module and leaves nothing behind.
+"""resgen.generated_module: generated source becomes a working module and leaves nothing behind.
 
 No framework: a few lines of plain Python stand in for a generated file.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from resgen.importing import PSEUDO_FILE_PREFIX, import_generated, pseudo_filename
+from resgen.generated_module import PSEUDO_FILE_PREFIX, import_generated, pseudo_filename
 
 SOURCE = '''"""A tiny stand-in for a generated model file."""
 
