@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from resgen import __version__, cli_export, cli_start, load
+from resgen import __version__, cli_export, cli_import, cli_start, load
 from resgen.cli_common import (
     OutputDir,
     OutputPath,
@@ -37,7 +37,8 @@ from resgen.errors import shown
 def main(debug: bool) -> None:
     """resgen: compile a declarative ResNet spec into verified PyTorch and Keras 3 source.
 
-    SPEC is a .yaml/.yml/.json file or the name of a shipped preset (see `resgen presets`).
+    SPEC is a .yaml/.yml/.json file, the name of a shipped preset (see `resgen presets`), or a model in
+    code: timm:NAME, torchvision:NAME, keras:NAME or FILE.py:CALLABLE (see `resgen import`).
     """
     set_debug(debug)
 
@@ -351,3 +352,4 @@ def convert(spec: str, source: tuple[str, Path], target: tuple[str, Path]) -> No
 main.add_command(cli_start.show)
 main.add_command(cli_start.new)
 main.add_command(cli_export.export)
+main.add_command(cli_import.import_command)

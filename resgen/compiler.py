@@ -42,8 +42,16 @@ def compile_document(doc: load.Document) -> Compiled:
 
 
 def compile_spec(arg: str, *, input_size: tuple[int, int] | None = None) -> Compiled:
-    """Compile a spec given as a file path or preset name, optionally at another input height x width."""
-    doc = load.load(arg)
+    """Compile a spec given as a file path, a preset name or a reference to a model in code
+    (``timm:resnet50d``, see `resgen.importers.reference`), optionally at another input height x width."""
+    from resgen.importers.reference import is_reference
+
+    if is_reference(arg):
+        from resgen.importers.document import imported_document
+
+        doc = imported_document(arg, input_size=input_size)
+    else:
+        doc = load.load(arg)
     if input_size is not None:
         doc = with_input_size(doc, *input_size)
     return compile_document(doc)

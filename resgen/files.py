@@ -150,11 +150,11 @@ def orphans(out_dir: Path, expected: set[Path], target: str) -> list[Path]:
     return found
 
 
-def not_generated(paths: Iterable[Path]) -> list[Path]:
-    """Paths where something exists that resgen did not write (no resgen header on its first line):
-    a hand-written file, or anything else that is not a regular file. ``render`` replaces them only
-    when told to (``--force``). A symbolic link is not counted: rendering replaces the link itself and
-    loses nothing of what it points to, and nothing is read through it."""
+def not_generated(paths: Iterable[Path], prefixes: tuple[str, ...] = (GENERATED_PREFIX,)) -> list[Path]:
+    """Paths where something exists that resgen did not write (no resgen header, one of `prefixes`,
+    on its first line): a hand-written file, or anything else that is not a regular file. ``render``
+    replaces them only when told to (``--force``). A symbolic link is not counted: rendering replaces
+    the link itself and loses nothing of what it points to, and nothing is read through it."""
     found = []
     for path in paths:
         if not os.path.lexists(path) or path.is_symlink():
@@ -163,8 +163,8 @@ def not_generated(paths: Iterable[Path]) -> list[Path]:
             found.append(path)
             continue
         with path.open("rb") as handle:  # one bounded line: the header, if any
-            first = handle.readline(len(GENERATED_PREFIX) + 1).decode("utf-8", "replace")
-        if not first.startswith(GENERATED_PREFIX):
+            first = handle.readline(max(map(len, prefixes)) + 1).decode("utf-8", "replace")
+        if not first.startswith(prefixes):
             found.append(path)
     return found
 
