@@ -34,11 +34,14 @@ class FakeModel:
 class Calls:
     """What the recognisers were given: (framework, model, keyword arguments) per call."""
 
-    seen: list[tuple[str, FakeModel, dict[str, Any]]] = field(default_factory=list)
+    seen: list[tuple[str, Any, dict[str, Any]]] = field(default_factory=list)
 
 
-def preset_data(model: FakeModel) -> dict[str, Any]:
-    preset = KERAS_PRESETS.get(model.name, model.name)
+def preset_data(model: Any) -> dict[str, Any]:
+    """The preset a model stands for: a `FakeModel`'s name, or a real model's `resgen_preset`
+    attribute (set by a test), else resnet18."""
+    name = model.name if isinstance(model, FakeModel) else getattr(model, "resgen_preset", "resnet18")
+    preset = KERAS_PRESETS.get(name, name)
     return dict(load.load(preset).data)
 
 
@@ -56,8 +59,12 @@ def _builder(library: str, framework: str) -> Any:
 
 
 def _recogniser(framework: str, calls: Calls) -> Any:
-    def recognise(model: FakeModel, **kwargs: Any) -> ImportedSpec:
+    def recognise(model: Any, **kwargs: Any) -> ImportedSpec:
         calls.seen.append((framework, model, kwargs))
+        if not isinstance(model, FakeModel):
+            data = preset_data(model)
+            data["name"] = kwargs["name"]
+            return ImportedSpec(data, kwargs["source"], ("a real model",), {})
         if model.name == "blurpool":
             raise NotExpressible("layer1.0.conv2", "BlurPool2d with filter size 5 is not expressible")
         if model.name == "badspec":
@@ -76,11 +83,13 @@ def _recogniser(framework: str, calls: Calls) -> Any:
     return recognise
 
 
-def install(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    """Fake builders and recognisers for this test; returns the record of recogniser calls."""
+def install(monkeypatch: pytest.MonkeyPatch, *, builders: bool = True) -> Calls:
+    """Fake recognisers (and, unless `builders` is False, fake builders) for this test; returns the
+    record of recogniser calls. With the real builders, a model's name picks the preset."""
     calls = Calls()
     for library, framework in (("timm", "torch"), ("torchvision", "torch"), ("keras", "keras")):
-        monkeypatch.setitem(reference.BUILDERS, library, _builder(library, framework))
+        if builders:
+            monkeypatch.setitem(reference.BUILDERS, library, _builder(library, framework))
     for framework, (module_name, function_name) in reference.RECOGNISERS.items():
         module = types.ModuleType(module_name)
         setattr(module, function_name, _recogniser(framework, calls))
