@@ -173,3 +173,30 @@ def test_a_keras_file_gives_its_fixed_input_size(calls: import_fakes.Calls, tmp_
     reference.import_reference(f"{models}:tiny")
     framework, _, kwargs = calls.seen[-1]
     assert framework == "keras" and kwargs["input_size"] == (40, 48)
+
+
+_DIFF = textwrap.dedent(
+    """
+    import sys, types
+    from resgen import load
+    from resgen.cli import main
+    from resgen.importers.result import ImportedSpec
+    def recognise(model, *, name, input_size, source):
+        return ImportedSpec(dict(load.load("resnet18").data, name=name), source)
+    for framework, function in (("torch", "spec_from_torch"), ("keras", "spec_from_keras")):
+        module = types.ModuleType(f"resgen.importers.{framework}_model")
+        setattr(module, function, recognise)
+        sys.modules[module.__name__] = module
+    main(["diff", "keras:ResNet50", "torchvision:resnet18"])
+    """
+)
+
+
+def test_a_keras_reference_then_a_torchvision_one_in_one_process() -> None:
+    """torchvision's native code crashes a process that loaded TensorFlow first; a Keras reference
+    loads torch and torchvision before Keras, so that a diff can name both."""
+    result = subprocess.run(
+        [sys.executable, "-c", _DIFF], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "oneDNN" not in result.stderr and "absl" not in result.stderr
