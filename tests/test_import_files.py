@@ -88,3 +88,10 @@ def test_a_missing_or_non_file_path_is_refused(tmp_path: Path) -> None:
     assert lines == [f"{folder}:f: error: {folder}: not a file"]
     lines = assert_clean_failure(cli("summary", f"{tmp_path / 'none.py'}:f"))
     assert lines == [f"{tmp_path / 'none.py'}:f: error: {tmp_path / 'none.py'}: no such file"]
+
+
+@pytest.mark.parametrize("path", ["mod\x00els.py", "x" * 5000 + ".py", "a/" * 3000 + "m.py"])
+def test_a_hostile_file_path_is_one_line(path: str) -> None:
+    lines = assert_clean_failure(cli("graph", f"{path}:f"))
+    assert len(lines) == 1 and ": error: " in lines[0] and lines[0].isprintable()
+    assert "internal error" not in lines[0]

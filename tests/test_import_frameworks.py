@@ -156,9 +156,7 @@ def test_a_torch_file_without_a_size_needs_input_size(calls: import_fakes.Calls,
         reference.import_reference(f"{models}:Net")
     result = cli("import", f"{models}:Net", "-o", "-", "--input-size", "32x32")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith(
-        f"# Imported by resgen from {models}:Net ({models}, torch {torch.__version__})."
-    )
+    assert result.stdout.startswith(f"# Imported by resgen from {models}:Net (torch {torch.__version__}).")
 
 
 def test_a_keras_file_gives_its_fixed_input_size(calls: import_fakes.Calls, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def build(ref: Reference, input_size: tuple[int, int] | None) -> Built:
     size = _declared_size(module, ref) or (_fixed_size(model) if framework == "keras" else None)
     library = sys.modules["torch" if framework == "torch" else "keras"]
     words = "torch" if framework == "torch" else "Keras"
-    return Built(model, framework, size, f"{shown(ref.path)}, {words} {_version(library)}")
+    return Built(model, framework, size, f"{words} {_version(library)}")
 
 
 def framework_of(value: Any) -> str | None:
@@ -65,11 +65,14 @@ def framework_of(value: Any) -> str | None:
 
 
 def _run(path: Path) -> ModuleType:
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            raise BadReference(f"{shown(path)}: {'not a file' if path.exists() else 'no such file'}")
+        source = path.read_bytes()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a file that cannot be read
         raise BadReference(
-            f"{shown(path)}: no such file" if not path.exists() else f"{shown(path)}: not a file"
-        )
-    source = path.read_bytes()
+            f"{shown(path)}: cannot be read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     if _MENTIONS_KERAS.search(source):
         import_keras_quietly()  # torch first, and no TensorFlow start-up lines
     digest = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:12]
