@@ -3,6 +3,7 @@
     import resgen
 
     net = resgen.compile("resnet50")                 # a preset, a .yaml/.json path, a dict or a Spec
+    timm_net = resgen.compile("timm:resnet50d")      # or a model in code, imported exactly
     source = resgen.render(net, "torch")             # generated PyTorch source, as text
     print(resgen.summary(net)["params"])             # 25557032
     report = resgen.check(net, "keras", out_dir="models/keras")
@@ -32,9 +33,11 @@ Source = str | os.PathLike[str] | Mapping[str, Any] | Spec | Compiled
 def compile(source: Source, *, input_size: tuple[int, int] | None = None) -> Compiled:
     """Load, validate, lower and analyse a spec.
 
-    `source` is a preset name, a path to a .yaml/.yml/.json file, the spec as a dict (as a file
-    would hold it), a `resgen.spec.Spec`, or an already compiled network (returned as it is unless
-    `input_size` asks for another height and width).
+    `source` is a preset name, a path to a .yaml/.yml/.json file, a model that exists in code
+    (``timm:resnet50d``, ``torchvision:resnet50``, ``keras:ResNet50V2``, ``models.py:resnet20``: see
+    `resgen.importers.reference`), the spec as a dict (as a file would hold it), a
+    `resgen.spec.Spec`, or an already compiled network (returned as it is unless `input_size` asks
+    for another height and width).
     """
     if isinstance(source, Compiled):
         if input_size is None:

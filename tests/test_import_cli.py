@@ -360,3 +360,11 @@ def test_floats_keep_their_value() -> None:
     data = {"a": 1.001e-5, "b": 0.9, "c": 1e-5, "d": 2.0, "e": 1e16, "f": -0.0, "g": 123456789.125}
     back = load.parse(to_yaml(ImportedSpec(data, "timm:x"), "timm").encode(), "r.yaml").data
     assert back == data and all(isinstance(v, float) for v in back.values())
+
+
+def test_notes_with_control_characters_are_escaped_comments() -> None:
+    data = load.load("resnet18").data
+    hostile = "line\nbreak \x1b[31mred\u202e \x00"
+    text = to_yaml(ImportedSpec(data, "timm:x", (hostile,), {"stem": hostile, "nowhere": hostile}), "timm")
+    assert load.parse(text.encode(), "r.yaml").data == data
+    assert "\\x1b[31mred\\u202e \\x00" in text and "\x1b" not in text

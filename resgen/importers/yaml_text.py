@@ -33,7 +33,7 @@ def to_yaml(imported: ImportedSpec, origin: str) -> str:
     for key, value in imported.data.items():
         _emit(rows, str(key), value, (str(key),), 0)
     notes = _notes_by_row(rows, imported.field_notes)
-    header = [f"{IMPORTED_PREFIX} from {imported.source} ({origin})."]
+    header = [f"{IMPORTED_PREFIX} from {_printable(imported.source)} ({_printable(origin)})."]
     for note in imported.notes:
         header += _comment(note, 0)
     header += _comment(
@@ -57,7 +57,14 @@ def to_yaml(imported: ImportedSpec, origin: str) -> str:
 
 def _comment(text: str, indent: int) -> list[str]:
     width = max(40, WIDTH - indent - 2)
-    return [" " * indent + "# " + part for part in textwrap.wrap(" ".join(text.split()), width)]
+    return [" " * indent + "# " + part for part in textwrap.wrap(_printable(text), width)]
+
+
+def _printable(text: str) -> str:
+    """Comment text on one line, every character that is not printable escaped (a spec file holds
+    no control characters, comments included)."""
+    words = " ".join(str(text).split())
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in words)
 
 
 def _dotted(path: Path) -> str:
@@ -73,7 +80,7 @@ def _notes_by_row(
     for dotted, note in field_notes.items():
         path: Path = tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
         row, prefix = _row_of(rows, path)
-        text = " ".join(str(note).split())
+        text = _printable(note)
         placed.setdefault(row, []).append((path, f"{prefix}: {text}" if prefix else text))
     return placed
 
