@@ -198,3 +198,26 @@ def test_a_keras_reference_then_a_torchvision_one_in_one_process() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "oneDNN" not in result.stderr and "absl" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ref", "preset"),
+    [
+        ("torchvision:resnet18", "resnet18"),
+        ("torchvision:resnext50_32x4d", "resnext50_32x4d"),
+        ("timm:resnet50d", "resnet50d"),
+        ("keras:ResNet50V2", "keras_resnet50v2"),
+    ],
+)
+def test_an_imported_library_model_is_its_preset_end_to_end(ref: str, preset: str, tmp_path: Path) -> None:
+    """With the real recognisers (skipped where they are not installed): the written file, and the
+    reference itself, diff as the same network as the shipped preset."""
+    framework = "keras" if ref.startswith("keras:") else "torch"
+    pytest.importorskip(f"resgen.importers.{framework}_model")
+    out = tmp_path / "imported.yaml"
+    result = cli("import", ref, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text().startswith(f"# Imported by resgen from {ref} (")
+    for spec in (str(out), ref):
+        diff = cli("diff", spec, preset)
+        assert diff.exit_code == 0, diff.stdout + diff.stderr
