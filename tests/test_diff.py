@@ -227,6 +227,22 @@ def test_field_change_without_effect_on_the_graph(tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["same"] is True
 
 
+@pytest.mark.parametrize(("preset", "same"), [("resnet50d", True), ("resnetv2_50", False)])
+def test_max_pool_padding_value_matters_only_before_a_relu(tmp_path: Path, preset: str, same: bool) -> None:
+    # torchvision's and timm's nn.MaxPool2d pads with -inf, keras.applications with zeros: after the
+    # stem's ReLU the two pool the same values (resnet50d); timm's ResNetV2 stem pools the convolution's
+    # output directly, where a negative value meets the padding (resnetv2_50).
+    data = compile_spec(preset).spec.model_dump(mode="json")
+    flipped = {"zeros": "-inf", "-inf": "zeros"}
+    data["stem"]["pool"]["pad_with"] = flipped[data["stem"]["pool"]["pad_with"]]
+    path = tmp_path / "flipped.json"
+    path.write_text(json.dumps(data))
+    code, out, _ = run(preset, str(path))
+    assert code == (0 if same else 1), out
+    assert ("same network" in out) is same
+    assert "stem.pool.pad_with" in out
+
+
 def test_graph_change_without_field_change_is_caught() -> None:
     old, new = compile_spec("resnet18"), compile_spec("resnet18")
     # As if lowering had changed: one convolution's stride, and the classifier gone. The analysis is
