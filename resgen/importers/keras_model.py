@@ -1,0 +1,228 @@
+"""A Keras 3 functional model recognised as a spec: keras.applications' ResNets, resgen's own
+generated Keras files, or any functional model built the same way.
+
+The model's graph is read generically (`keras_graph`): layer kinds and wiring decide, never layer
+names. ``Add`` joins delimit the residual blocks (`keras_blocks`), whose branches become the block,
+stage and shortcut sections (`keras_stages`); the layers before and after them the stem and head
+(`keras_parts`); settings every layer shares (normalization, bias, padding, initialization, L2) are
+read from all of them here, and must agree. The spec is then compiled and its parameter counts
+compared with the model's: a model that does not match exactly is refused, never approximated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from resgen.importers.errors import NotExpressible
+from resgen.importers.keras_blocks import NORMS, layout
+from resgen.importers.keras_graph import Graph, Node, dominators, read_graph, sequence, unused
+from resgen.importers.keras_parts import conv_settings, head, stem
+from resgen.importers.keras_read import attention, block_section, init_section, l2_section, norm_section
+from resgen.importers.keras_stages import read_block, stages
+from resgen.importers.result import ImportedSpec
+
+if TYPE_CHECKING:
+    import keras
+
+
+def spec_from_keras(
+    model: keras.Model, *, name: str, input_size: tuple[int, int] | None, source: str
+) -> ImportedSpec:
+    """The spec of `model`, a Keras functional model; `NotExpressible` names the layer at fault."""
+    graph = read_graph(model)
+    extra = unused(graph)
+    if extra:
+        raise NotExpressible(extra[0], "a layer the output does not depend on is not expressible")
+    idom = dominators(graph)
+    items = sequence(graph, idom, graph.input, graph.output)
+    parts = layout(items)
+    stem_data, stem_convs, stem_modes = stem(parts.stem)
+    head_data, classifier = head(parts.head)
+    facts = [read_block(b, parts.preactivation) for b in parts.blocks]
+    rows, stride_block, groups = stages(facts)
+    block, filters = block_section(facts, groups, parts.preactivation, stride_block)
+    for row, f in zip(rows, filters, strict=True):
+        row["filters"] = f
+    shortcut = _shortcut_section(facts, groups)
+    notes: list[str] = []
+    field_notes: dict[str, str] = {}
+    block_attention = attention(facts)
+    if block_attention is not None:
+        block["attention"] = block_attention
+    aa = {str(f.aa) for f in facts if f.aa is not None}
+    if aa:
+        block["anti_alias"] = next(f.aa for f in facts if f.aa is not None)
+    convs = _all_convs(graph, classifier)
+    data: dict[str, Any] = {
+        "format_version": 1,
+        "name": name,
+        "description": f"imported from {source}",
+        "input": _input(model, input_size),
+        "stem": stem_data,
+        "block": block,
+        "stages": rows,
+        "shortcut": shortcut,
+        "norm": norm_section(graph),
+        "conv_bias": _conv_bias(graph, convs),
+    }
+    modes = {m for m in [*stem_modes, *(str(c["mode"]) for f in facts for c in f.convs)] if m != "None"}
+    modes |= {str(f.shortcut_settings["conv"]["mode"]) for f in facts if "conv" in f.shortcut_settings} - {
+        "None"
+    }
+    if len(modes) > 1:
+        raise NotExpressible(
+            model.name, "strided convolutions pad both symmetrically and as TensorFlow's 'same'"
+        )
+    if modes == {"tf_same"}:
+        data["padding"] = "tf_same"
+    standardize = {conv_settings_of(graph, n).get("standardize") for n in convs}
+    if standardize != {None}:
+        if len(standardize) != 1:
+            raise NotExpressible(model.name, "weight standardization on some convolutions only")
+        data["conv"] = {"kind": "weight_standardized", "epsilon": float(standardize.pop())}  # type: ignore[arg-type]
+    regularization = l2_section(stem_convs, facts, classifier)
+    drops = [f.drop for f in facts]
+    if any(drops):
+        regularization["drop_path"] = drops[-1]
+    if regularization:
+        data["regularization"] = regularization
+    init = init_section(graph, convs, classifier, facts, parts.preactivation)
+    if init:
+        data["init"] = init
+        field_notes["init"] = "the model's initializers"
+    data["head"] = {"kind": head_data.pop("kind"), **head_data}
+    notes += [
+        f"Imported from {source} by resgen import: the spec of the model's layer graph.",
+        f"{sum(r['blocks'] for r in rows)} residual blocks in {len(rows)} stages.",
+    ]
+    _verify(model, data)
+    return ImportedSpec(data=data, source=source, notes=tuple(notes), field_notes=field_notes)
+
+
+def conv_settings_of(graph: Graph, name: str) -> dict[str, Any]:
+    from resgen.importers.keras_blocks import Tok
+
+    return conv_settings(Tok("conv", graph.nodes[name], _pad_of(graph, name)))
+
+
+def _pad_of(graph: Graph, name: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    node = graph.nodes[name]
+    source = graph.nodes[node.inputs[0]]
+    if source.kind == "pad":
+        (t, b), (left, r) = source.config["padding"]
+        return ((int(t), int(b)), (int(left), int(r)))
+    return None
+
+
+def _all_convs(graph: Graph, classifier: list[Node]) -> list[str]:
+    """The 2-D convolutions of stem, blocks and shortcuts (not the classifier, not attention's)."""
+    skip = {n.name for n in classifier}
+    names = []
+    for node in graph.nodes.values():
+        if node.kind != "conv" or node.name in skip:
+            continue
+        consumers = graph.consumers(node.name)
+        if _in_gate(graph, node):
+            continue
+        del consumers
+        names.append(node.name)
+    return names
+
+
+def _in_gate(graph: Graph, node: Node) -> bool:
+    """Whether a convolution belongs to an attention gate (it reads, through the gate, a global pool)."""
+    seen = node
+    for _ in range(4):
+        source = graph.nodes[seen.inputs[0]] if seen.inputs else None
+        if source is None:
+            return False
+        if source.kind == "gap":
+            return True
+        if source.kind not in ("relu", "conv"):
+            return False
+        seen = source
+    return False
+
+
+def _conv_bias(graph: Graph, convs: list[str]) -> str:
+    pairs = set()
+    for name in convs:
+        consumers = graph.consumers(name)
+        normed = len(consumers) == 1 and consumers[0].kind in NORMS
+        pairs.add((bool(graph.nodes[name].config["use_bias"]), normed))
+    if all(bias for bias, _ in pairs):
+        return "all"
+    if not any(bias for bias, _ in pairs):
+        return "none"
+    if all(bias != normed for bias, normed in pairs):
+        return "unnormalized"
+    raise NotExpressible(convs[0], "bias on some convolutions followed by normalization only")
+
+
+def _shortcut_section(facts: list[Any], groups: list[list[Any]]) -> dict[str, Any]:
+    kinds = Counter(f.shortcut for f in facts)
+    if kinds["zero_pad"]:
+        if kinds["projection"] or kinds["max_pool"]:
+            raise NotExpressible(facts[0].block.add.name, "option A shortcuts mixed with projections")
+        return {"kind": "zero_pad"}
+    projections = [f for f in facts if f.shortcut == "projection"]
+    if not projections:
+        raise NotExpressible(
+            facts[0].block.add.name, "a network without projection shortcuts is not recognised"
+        )
+    data: dict[str, Any] = {"kind": "projection"}
+    first = projections[0]
+    for key in ("norm", "downsample", "kernel_size"):
+        values = {f.shortcut_settings[key] for f in projections}
+        if len(values) != 1:
+            raise NotExpressible(first.block.add.name, f"projection shortcuts that differ in {key}")
+    data["norm"] = first.shortcut_settings["norm"]
+    if {f.block.source for f in projections} == {"preactivated"}:
+        data["source"] = "preactivated"
+    elif {f.block.source for f in projections} != {"input"}:
+        raise NotExpressible(first.block.add.name, "projections that read different tensors")
+    needed = any(
+        f.shortcut == "projection" and f.in_channels == f.out_channels and f.stride == 1 for f in facts
+    )
+    if needed:
+        data["when"] = "first_block"
+    if kinds["max_pool"]:
+        data["stride_only"] = "max_pool"
+    if first.shortcut_settings["kernel_size"] != 1:
+        data["kernel_size"] = first.shortcut_settings["kernel_size"]
+    if first.shortcut_settings["downsample"] != "conv":
+        data["downsample"] = first.shortcut_settings["downsample"]
+    del groups
+    return data
+
+
+def _input(model: Any, input_size: tuple[int, int] | None) -> dict[str, int]:
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 3:
+        raise NotExpressible(
+            model.name, f"an input of shape {shape} is not an image (height, width, channels)"
+        )
+    height, width, channels = shape
+    if channels is None:
+        raise NotExpressible(model.name, "an input without a fixed channel count")
+    if input_size is not None:
+        height, width = input_size
+    if height is None or width is None:
+        raise NotExpressible(model.name, "the model's input size is not fixed: give --input-size")
+    return {"height": int(height), "width": int(width), "channels": int(channels)}
+
+
+def _verify(model: Any, data: dict[str, Any]) -> None:
+    """Compile the spec and compare its parameter counts with the model's; refuse a mismatch."""
+    from resgen import api
+
+    totals = api.compile(data).analysis.totals()
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    non_trainable = sum(int(w.numpy().size) for w in model.non_trainable_weights)
+    if (totals["params"], totals["non_trainable_params"]) != (trainable, non_trainable):
+        raise NotExpressible(
+            model.name,
+            f"the recognised spec has {totals['params']:,} + {totals['non_trainable_params']:,} parameters, "
+            f"the model {trainable:,} + {non_trainable:,}: a construct the recogniser does not read",
+        )
