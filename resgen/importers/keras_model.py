@@ -167,14 +167,15 @@ def _shortcut_section(facts: list[Any], groups: list[list[Any]]) -> dict[str, An
             raise NotExpressible(facts[0].block.add.name, "option A shortcuts mixed with projections")
         return {"kind": "zero_pad"}
     projections = [f for f in facts if f.shortcut == "projection"]
-    if not projections:
-        raise NotExpressible(
-            facts[0].block.add.name, "a network without projection shortcuts is not recognised"
-        )
+    if not projections:  # no block changes shape: the shortcut section's defaults, as a preset's
+        return {"kind": "projection", **({"stride_only": "max_pool"} if kinds["max_pool"] else {})}
     data: dict[str, Any] = {"kind": "projection"}
     first = projections[0]
+    # Where a projection keeps the resolution it is a 1x1 convolution with nothing before it,
+    # whatever the strided ones do: their pool and kernel size are read from the strided ones.
+    strided = [f for f in projections if f.stride > 1] or projections
     for key in ("norm", "downsample", "kernel_size"):
-        values = {f.shortcut_settings[key] for f in projections}
+        values = {f.shortcut_settings[key] for f in (projections if key == "norm" else strided)}
         if len(values) != 1:
             raise NotExpressible(first.block.add.name, f"projection shortcuts that differ in {key}")
     data["norm"] = first.shortcut_settings["norm"]
@@ -189,10 +190,18 @@ def _shortcut_section(facts: list[Any], groups: list[list[Any]]) -> dict[str, An
         data["when"] = "first_block"
     if kinds["max_pool"]:
         data["stride_only"] = "max_pool"
-    if first.shortcut_settings["kernel_size"] != 1:
-        data["kernel_size"] = first.shortcut_settings["kernel_size"]
-    if first.shortcut_settings["downsample"] != "conv":
-        data["downsample"] = first.shortcut_settings["downsample"]
+    if strided[0].shortcut_settings["kernel_size"] != 1:
+        data["kernel_size"] = strided[0].shortcut_settings["kernel_size"]
+    if strided[0].shortcut_settings["downsample"] != "conv":
+        data["downsample"] = strided[0].shortcut_settings["downsample"]
+    for f in projections:
+        if f.stride == 1 and (f.shortcut_settings["kernel_size"], f.shortcut_settings["downsample"]) != (
+            1,
+            "conv",
+        ):
+            raise NotExpressible(
+                f.block.add.name, "a projection that keeps the resolution but is not a 1x1 convolution"
+            )
     del groups
     return data
 
