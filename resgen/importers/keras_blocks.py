@@ -146,7 +146,7 @@ def layout(items: tuple[Item, ...]) -> Layout:
                     raise NotExpressible(
                         join.node.name, "a pre-activation block without its BatchNorm + ReLU"
                     )
-                if not pre_ok(pre, shortcut):
+                if not shortcut:
                     raise NotExpressible(join.node.name, "an identity shortcut from the pre-activated input")
             if k and between[: len(between) - len(pre)]:
                 raise NotExpressible(_name(between[0]), "a layer between residual blocks is not expressible")
@@ -181,11 +181,6 @@ def _is_norm_relu(items: list[Item]) -> bool:
         and isinstance(items[1], Node)
         and items[1].kind == "relu"
     )
-
-
-def pre_ok(pre: list[Item], shortcut: tuple[Item, ...]) -> bool:
-    """A shortcut reading the pre-activated input must do something to it (an identity is not one)."""
-    return bool(pre) and bool(shortcut)
 
 
 def _branches(join: Join) -> tuple[tuple[Item, ...], tuple[Item, ...]]:

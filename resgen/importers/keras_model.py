@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from resgen.importers import keras_notes
 from resgen.importers.errors import NotExpressible
 from resgen.importers.keras_blocks import NORMS, layout
-from resgen.importers.keras_graph import Graph, Node, dominators, read_graph, sequence, unused
+from resgen.importers.keras_graph import Graph, dominators, read_graph, sequence, unused
 from resgen.importers.keras_parts import conv_settings, head, stem
 from resgen.importers.keras_read import attention, block_section, init_section, l2_section, norm_section
 from resgen.importers.keras_stages import read_block, stages
@@ -44,20 +45,22 @@ def spec_from_keras(
     block, filters = block_section(facts, groups, parts.preactivation, stride_block)
     for row, f in zip(rows, filters, strict=True):
         row["filters"] = f
-    shortcut = _shortcut_section(facts, groups)
-    notes: list[str] = []
-    field_notes: dict[str, str] = {}
+    shortcut = _shortcut_section(facts)
     block_attention = attention(facts)
     if block_attention is not None:
         block["attention"] = block_attention
     aa = {str(f.aa) for f in facts if f.aa is not None}
     if aa:
         block["anti_alias"] = next(f.aa for f in facts if f.aa is not None)
-    convs = _all_convs(graph, classifier)
+    conv_toks = [
+        *stem_convs,
+        *(t for f in facts for t in (*f.block.residual, *f.block.shortcut) if t.kind == "conv"),
+    ]
+    convs = [t.node.name for t in conv_toks]
     data: dict[str, Any] = {
         "format_version": 1,
         "name": name,
-        "description": f"imported from {source}",
+        "description": "",
         "input": _input(model, input_size),
         "stem": stem_data,
         "block": block,
@@ -76,7 +79,7 @@ def spec_from_keras(
         )
     if modes == {"tf_same"}:
         data["padding"] = "tf_same"
-    standardize = {conv_settings_of(graph, n).get("standardize") for n in convs}
+    standardize = {conv_settings(t).get("standardize") for t in conv_toks}
     if standardize != {None}:
         if len(standardize) != 1:
             raise NotExpressible(model.name, "weight standardization on some convolutions only")
@@ -87,62 +90,19 @@ def spec_from_keras(
         regularization["drop_path"] = drops[-1]
     if regularization:
         data["regularization"] = regularization
-    init = init_section(graph, convs, classifier, facts, parts.preactivation)
+    init = init_section(graph, convs, classifier)
     if init:
         data["init"] = init
-        field_notes["init"] = "the model's initializers"
     data["head"] = {"kind": head_data.pop("kind"), **head_data}
-    notes += [
-        f"Imported from {source} by resgen import: the spec of the model's layer graph.",
-        f"{sum(r['blocks'] for r in rows)} residual blocks in {len(rows)} stages.",
-    ]
+    data["description"] = f"{model.name}, imported from {source}"[:500]
     _verify(model, data)
-    return ImportedSpec(data=data, source=source, notes=tuple(notes), field_notes=field_notes)
-
-
-def conv_settings_of(graph: Graph, name: str) -> dict[str, Any]:
-    from resgen.importers.keras_blocks import Tok
-
-    return conv_settings(Tok("conv", graph.nodes[name], _pad_of(graph, name)))
-
-
-def _pad_of(graph: Graph, name: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    node = graph.nodes[name]
-    source = graph.nodes[node.inputs[0]]
-    if source.kind == "pad":
-        (t, b), (left, r) = source.config["padding"]
-        return ((int(t), int(b)), (int(left), int(r)))
-    return None
-
-
-def _all_convs(graph: Graph, classifier: list[Node]) -> list[str]:
-    """The 2-D convolutions of stem, blocks and shortcuts (not the classifier, not attention's)."""
-    skip = {n.name for n in classifier}
-    names = []
-    for node in graph.nodes.values():
-        if node.kind != "conv" or node.name in skip:
-            continue
-        consumers = graph.consumers(node.name)
-        if _in_gate(graph, node):
-            continue
-        del consumers
-        names.append(node.name)
-    return names
-
-
-def _in_gate(graph: Graph, node: Node) -> bool:
-    """Whether a convolution belongs to an attention gate (it reads, through the gate, a global pool)."""
-    seen = node
-    for _ in range(4):
-        source = graph.nodes[seen.inputs[0]] if seen.inputs else None
-        if source is None:
-            return False
-        if source.kind == "gap":
-            return True
-        if source.kind not in ("relu", "conv"):
-            return False
-        seen = source
-    return False
+    pool_after_relu = bool(data["stem"].get("norm", True) or data["stem"].get("conv_pool"))
+    return ImportedSpec(
+        data=data,
+        source=source,
+        notes=keras_notes.notes(data, source, model.name),
+        field_notes=keras_notes.field_notes(data, pool_after_relu),
+    )
 
 
 def _conv_bias(graph: Graph, convs: list[str]) -> str:
@@ -160,7 +120,7 @@ def _conv_bias(graph: Graph, convs: list[str]) -> str:
     raise NotExpressible(convs[0], "bias on some convolutions followed by normalization only")
 
 
-def _shortcut_section(facts: list[Any], groups: list[list[Any]]) -> dict[str, Any]:
+def _shortcut_section(facts: list[Any]) -> dict[str, Any]:
     kinds = Counter(f.shortcut for f in facts)
     if kinds["zero_pad"]:
         if kinds["projection"] or kinds["max_pool"]:
@@ -202,7 +162,6 @@ def _shortcut_section(facts: list[Any], groups: list[list[Any]]) -> dict[str, An
             raise NotExpressible(
                 f.block.add.name, "a projection that keeps the resolution but is not a 1x1 convolution"
             )
-    del groups
     return data
 
 

@@ -154,9 +154,7 @@ def _initializer(config: Any) -> str | None:
     return None
 
 
-def init_section(
-    graph: Graph, convs: list[str], classifier: list[Node], facts: list[Any], pre: bool
-) -> dict[str, Any]:
+def init_section(graph: Graph, convs: list[str], classifier: list[Node]) -> dict[str, Any]:
     """The init section: kernel and bias distributions, zero_init_last; defaults left out."""
     kernels = {_initializer(graph.nodes[n].config.get("kernel_initializer")) for n in convs}
     zero = "zeros" in kernels
@@ -179,7 +177,6 @@ def init_section(
         init["bias"] = "zeros"
     if zero:
         init["zero_init_last"] = True
-    del facts, pre
     return init
 
 
