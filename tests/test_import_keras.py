@@ -119,15 +119,19 @@ def test_generated_keras_file_imports_as_its_preset(preset: str) -> None:
 # --- refusals ------------------------------------------------------------------------------------
 
 
-def _tiny(branch: Any) -> Any:
-    """A stem and one residual block whose branch `branch(x)` builds; a head after it."""
+def _tiny(branch: Any, *, operations: bool = False) -> Any:
+    """A stem and one residual block whose branch `branch(x)` builds; a head after it. With
+    `operations`, the block adds and activates with keras.ops functions rather than layers."""
     layers = keras.layers
     inputs = keras.Input((32, 32, 3), name="input")
     x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
-    x = layers.Add(name="block1_add")([branch(x), x])
-    x = layers.Activation("relu", name="block1_out")(x)
+    if operations:
+        x = keras.ops.relu(keras.ops.add(branch(x), x))
+    else:
+        x = layers.Add(name="block1_add")([branch(x), x])
+        x = layers.Activation("relu", name="block1_out")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, layers.Dense(10, name="predictions")(x))
 
@@ -139,12 +143,18 @@ def _conv_bn(x: Any, name: str, *, relu: bool) -> Any:
     return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 
-def test_a_plain_block_imports() -> None:
-    """The control for the refusals below: the same model with a plain basic block is a spec."""
-    model = _tiny(lambda x: _conv_bn(_conv_bn(x, "block1_1", relu=True), "block1_2", relu=False))
+@pytest.mark.parametrize("operations", [False, True])
+def test_a_plain_block_imports(operations: bool) -> None:
+    """The control for the refusals below: the same model with a plain basic block is a spec, also
+    where it adds and activates with keras.ops functions (they are read as the layers they equal)."""
+    model = _tiny(
+        lambda x: _conv_bn(_conv_bn(x, "block1_1", relu=True), "block1_2", relu=False), operations=operations
+    )
     data = _import(model, "tiny", "tiny.py:build")
     assert data["block"] == {"kind": "basic"}
     assert data["stages"] == [{"blocks": 1, "filters": 16, "stride": 1}]
+    assert data["stem"] == {"kind": "conv", "filters": 16, "kernel_size": 3, "stride": 1, "norm": True}
+    assert data["head"] == {"kind": "global_pool", "classes": 10}
 
 
 def test_a_depthwise_convolution_in_a_block_is_refused_by_name() -> None:

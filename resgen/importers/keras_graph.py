@@ -37,7 +37,11 @@ KINDS = {
     "Dropout": "dropout",
     "Reshape": "reshape",
     "Conv1D": "conv1d",
-    # The layers resgen's generated Keras files define (their configs say what they do).
+}
+# Keras operations called on a functional model's tensors (keras.ops.add(x, y), keras.ops.relu(x)).
+OPERATION_KINDS = {"Add": "add", "Multiply": "multiply", "Relu": "relu", "Sigmoid": "sigmoid"}
+# The layers resgen's generated Keras files define (their configs say what they do).
+GENERATED_KINDS = {
     "ZeroPadShortcut": "zero_pad_shortcut",
     "NegInfPadding2D": "neg_inf_pad",
     "BlurPool2D": "blur_pool",
@@ -107,7 +111,9 @@ def read_graph(model: Any) -> Graph:
         node = inbound[0]
         inputs = tuple(t._keras_history.operation.name for t in node.input_tensors)
         shape = tuple(node.output_tensors[0].shape[1:]) if node.output_tensors else ()
-        nodes[op.name] = Node(op.name, kind, dict(op.get_config()), inputs, shape, op)
+        operation = type(op).__module__.startswith("keras.src.ops.")
+        config = {"name": op.name} if operation else dict(op.get_config())
+        nodes[op.name] = Node(op.name, kind, config, inputs, shape, op)
     nodes = _split_activations(nodes)
     order = _topological(nodes)
     source = model.inputs[0]._keras_history.operation.name
@@ -117,8 +123,13 @@ def read_graph(model: Any) -> Graph:
 
 
 def _kind(op: Any) -> str:
-    name = type(op).__name__
-    kind = KINDS.get(name)
+    name, module = type(op).__name__, type(op).__module__
+    if module.startswith("keras.src.ops."):
+        kind = OPERATION_KINDS.get(name)
+    elif module.startswith("keras."):
+        kind = KINDS.get(name)
+    else:
+        kind = GENERATED_KINDS.get(name)
     if kind is None:
         raise NotExpressible(op.name, f"{name} is not expressible in a spec")
     if kind == "activation":
