@@ -202,3 +202,36 @@ def test_input_size_comes_from_the_model_or_the_caller() -> None:
     data = _import(model, "cifar_resnet20", "cifar.py:build_model", input_size=(40, 48))
     assert data["input"] == {"height": 40, "width": 48, "channels": 3}
     assert api.diff(data, api.compile("cifar_resnet20", input_size=(40, 48))).same
+
+
+def _variant(preset: str, **changes: dict[str, Any]) -> dict[str, Any]:
+    data = api.compile(preset).spec.model_dump(mode="json")
+    for key, value in changes.items():
+        data[key] = {**data[key], **value}
+    return data
+
+
+VARIANTS = {
+    "training_parts": _variant(
+        "resnet18",
+        regularization={"drop_path": 0.1, "l2": 1e-4, "head": 5e-4},
+        head={"dropout": 0.2},
+        init={"zero_init_last": True},
+        input={"height": 64, "width": 64},
+    ),
+    "preactivation_basic_se": _variant(
+        "cifar_resnet20",
+        block={"preactivation": True, "attention": {"kind": "se", "ratio": 0.25, "divisor": 8}},
+        regularization={"drop_path": 0.2},
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_field_of_a_variant_comes_back(variant: str) -> None:
+    """Drop path, dropout, L2 by role, zero_init_last, attention in pre-activation blocks: each is
+    read back into the field it came from, not only into an equal layer graph."""
+    data = VARIANTS[variant]
+    model = import_generated(api.render(data, "keras"), data["name"]).build_model()
+    d = assert_same_network(_import(model, data["name"], "variant.py:build_model"), data)
+    assert [c.where for c in d.changes if c.where != "description"] == []

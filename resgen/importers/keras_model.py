@@ -11,6 +11,7 @@ compared with the model's: a model that does not match exactly is refused, never
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -186,8 +187,8 @@ def _verify(model: Any, data: dict[str, Any]) -> None:
     from resgen import api
 
     totals = api.compile(data).analysis.totals()
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-    non_trainable = sum(int(w.numpy().size) for w in model.non_trainable_weights)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
     if (totals["params"], totals["non_trainable_params"]) != (trainable, non_trainable):
         raise NotExpressible(
             model.name,
