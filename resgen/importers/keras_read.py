@@ -193,18 +193,35 @@ def _l2(node: Node) -> float:
 
 
 def l2_section(stem_convs: list[Tok], facts: list[Any], classifier: list[Node]) -> dict[str, Any]:
+    """The L2 penalties by role (stem, blocks, shortcuts, head): one factor per role, the blocks'
+    as ``l2`` and the others where they differ from it."""
     roles = {
-        "stem": {_l2(t.node) for t in stem_convs},
-        "blocks": {_l2(t.node) for f in facts for t in f.block.residual if t.kind == "conv"},
-        "shortcuts": {_l2(t.node) for f in facts for t in f.block.shortcut if t.kind == "conv"},
-        "head": {_l2(n) for n in classifier},
+        "stem": [t.node for t in stem_convs],
+        "blocks": [t.node for f in facts for t in f.block.residual if t.kind == "conv"]
+        + [
+            n
+            for f in facts
+            for t in f.block.residual
+            if t.kind == "attn"
+            for n in t.gate
+            if n.kind in ("conv", "conv1d")
+        ],
+        "shortcuts": [t.node for f in facts for t in f.block.shortcut if t.kind == "conv"],
+        "head": classifier,
     }
-    for role, values in roles.items():
-        if len(values) > 1:
-            raise NotExpressible(role, f"L2 penalties {sorted(values)} differ within the {role}")
-    base = next(iter(roles["blocks"]))
+    factors: dict[str, float] = {}
+    for role, nodes in roles.items():
+        for node in nodes:
+            factor = _l2(node)
+            if factors.setdefault(role, factor) != factor:
+                raise NotExpressible(
+                    node.name,
+                    f"an L2 factor {factor:g} where the rest of the {role} has "
+                    f"{factors[role]:g} is not expressible",
+                )
+    base = factors.get("blocks", 0.0)
     data: dict[str, Any] = {"l2": base} if base else {}
     for role in ("stem", "shortcuts", "head"):
-        if roles[role] and next(iter(roles[role])) != base:
-            data[role] = next(iter(roles[role]))
+        if role in factors and factors[role] != base:
+            data[role] = factors[role]
     return data
