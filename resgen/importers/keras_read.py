@@ -204,7 +204,7 @@ def l2_section(stem_convs: list[Tok], facts: list[Any], classifier: list[Node]) 
             for t in f.block.residual
             if t.kind == "attn"
             for n in t.gate
-            if n.kind in ("conv", "conv1d")
+            if n.kind == "conv"  # ECA's Conv1D has none: L2 is on 2-D convolutions
         ],
         "shortcuts": [t.node for f in facts for t in f.block.shortcut if t.kind == "conv"],
         "head": classifier,
