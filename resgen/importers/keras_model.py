@@ -21,7 +21,7 @@ from resgen.importers.keras_blocks import NORMS, layout
 from resgen.importers.keras_graph import Graph, dominators, read_graph, sequence, unused
 from resgen.importers.keras_parts import conv_settings, head, stem
 from resgen.importers.keras_read import attention, block_section, init_section, l2_section, norm_section
-from resgen.importers.keras_stages import read_block, stages
+from resgen.importers.keras_stages import BlockFacts, read_block, stages
 from resgen.importers.result import ImportedSpec
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def spec_from_keras(
     idom = dominators(graph)
     items = sequence(graph, idom, graph.input, graph.output)
     parts = layout(items)
-    stem_data, stem_convs, stem_modes = stem(parts.stem)
+    stem_data, stem_convs = stem(parts.stem)
     head_data, classifier = head(parts.head)
     facts = [read_block(b, parts.preactivation) for b in parts.blocks]
     rows, stride_block, groups = stages(facts)
@@ -50,9 +50,9 @@ def spec_from_keras(
     block_attention = attention(facts)
     if block_attention is not None:
         block["attention"] = block_attention
-    aa = {str(f.aa) for f in facts if f.aa is not None}
-    if aa:
-        block["anti_alias"] = next(f.aa for f in facts if f.aa is not None)
+    anti_alias = _anti_alias(facts)
+    if anti_alias is not None:
+        block["anti_alias"] = anti_alias
     conv_toks = [
         *stem_convs,
         *(t for f in facts for t in (*f.block.residual, *f.block.shortcut) if t.kind == "conv"),
@@ -70,15 +70,7 @@ def spec_from_keras(
         "norm": norm_section(graph),
         "conv_bias": _conv_bias(graph, convs),
     }
-    modes = {m for m in [*stem_modes, *(str(c["mode"]) for f in facts for c in f.convs)] if m != "None"}
-    modes |= {str(f.shortcut_settings["conv"]["mode"]) for f in facts if "conv" in f.shortcut_settings} - {
-        "None"
-    }
-    if len(modes) > 1:
-        raise NotExpressible(
-            model.name, "strided convolutions pad both symmetrically and as TensorFlow's 'same'"
-        )
-    if modes == {"tf_same"}:
+    if _padding(model, conv_toks) == "tf_same":
         data["padding"] = "tf_same"
     standardize = {conv_settings(t).get("standardize") for t in conv_toks}
     if standardize != {None}:
@@ -86,9 +78,9 @@ def spec_from_keras(
             raise NotExpressible(model.name, "weight standardization on some convolutions only")
         data["conv"] = {"kind": "weight_standardized", "epsilon": float(standardize.pop())}  # type: ignore[arg-type]
     regularization = l2_section(stem_convs, facts, classifier)
-    drops = [f.drop for f in facts]
-    if any(drops):
-        regularization["drop_path"] = drops[-1]
+    drop_path = _drop_path(facts)
+    if drop_path:
+        regularization["drop_path"] = drop_path
     if regularization:
         data["regularization"] = regularization
     init = init_section(graph, convs, classifier)
@@ -96,7 +88,7 @@ def spec_from_keras(
         data["init"] = init
     data["head"] = {"kind": head_data.pop("kind"), **head_data}
     data["description"] = f"{model.name}, imported from {source}"[:500]
-    _verify(model, data)
+    _verify(model, data, facts)
     pool_after_relu = bool(data["stem"].get("norm", True) or data["stem"].get("conv_pool"))
     return ImportedSpec(
         data=data,
@@ -104,6 +96,44 @@ def spec_from_keras(
         notes=keras_notes.notes(data, source, model.name),
         field_notes=keras_notes.field_notes(data, pool_after_relu),
     )
+
+
+def _padding(model: Any, convs: list[Any]) -> str:
+    """How strided convolutions pad: "symmetric" (explicit ZeroPadding2D) or "tf_same" (Keras'
+    padding="same"); stride-1 ones read the same either way."""
+    modes = {str(conv_settings(t)["mode"]) for t in convs} - {"None"}
+    if len(modes) > 1:
+        raise NotExpressible(
+            model.name, "strided convolutions pad both symmetrically and as TensorFlow's 'same'"
+        )
+    return modes.pop() if modes else "symmetric"
+
+
+def _anti_alias(facts: list[BlockFacts]) -> dict[str, Any] | None:
+    """The anti-aliasing pool every strided block has, or None where none has one."""
+    strided = [f for f in facts if f.stride > 1]
+    pools = [f.aa for f in strided]
+    if not any(pools):
+        return None
+    for f in strided:
+        if f.aa != pools[0]:
+            raise NotExpressible(
+                f.block.add.name, "anti-aliasing in some strided blocks only, or of two kinds"
+            )
+    return pools[0]
+
+
+def _drop_path(facts: list[BlockFacts]) -> float:
+    """The last block's drop-path rate, where every block follows timm's linear rule from 0."""
+    rates = [f.drop for f in facts]
+    last = rates[-1]
+    for i, (f, rate) in enumerate(zip(facts, rates, strict=True)):
+        expected = last * i / (len(facts) - 1) if len(facts) > 1 else 0.0
+        if not math.isclose(rate, expected, rel_tol=1e-6, abs_tol=1e-9):
+            raise NotExpressible(
+                f.block.add.name, f"a drop-path rate of {rate:g} where a linear schedule has {expected:g}"
+            )
+    return last
 
 
 def _conv_bias(graph: Graph, convs: list[str]) -> str:
@@ -182,11 +212,37 @@ def _input(model: Any, input_size: tuple[int, int] | None) -> dict[str, int]:
     return {"height": int(height), "width": int(width), "channels": int(channels)}
 
 
-def _verify(model: Any, data: dict[str, Any]) -> None:
-    """Compile the spec and compare its parameter counts with the model's; refuse a mismatch."""
+SHORTCUTS = {"identity": "identity", "projection": "projection", "pooled_projection": "projection"}
+SHORTCUTS |= {"wide_projection": "projection", "max_pool": "max_pool", "zero_pad": "zero_pad"}
+
+
+def _verify(model: Any, data: dict[str, Any], facts: list[BlockFacts]) -> None:
+    """Compile the spec; compare each of its blocks (channels, width, stride, shortcut) with the
+    model's and its parameter counts with the model's; refuse any mismatch."""
     from resgen import api
 
-    totals = api.compile(data).analysis.totals()
+    compiled = api.compile(data)
+    records = compiled.graph.blocks
+    if len(records) != len(facts):
+        raise NotExpressible(
+            model.name, f"{len(facts)} residual blocks recognised, the spec builds {len(records)}"
+        )
+    for f, r in zip(facts, records, strict=True):
+        ours = (f.in_channels, f.width, f.out_channels, f.stride, f.shortcut)
+        theirs = (
+            r.in_channels,
+            r.width,
+            r.out_channels,
+            r.stride,
+            SHORTCUTS.get(str(r.shortcut), str(r.shortcut)),
+        )
+        if ours != theirs:
+            raise NotExpressible(
+                f.block.add.name,
+                f"the block (in, width, out, stride, shortcut) {ours} is recognised as {theirs}: "
+                "a construct the recogniser does not read",
+            )
+    totals = compiled.analysis.totals()
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
     if (totals["params"], totals["non_trainable_params"]) != (trainable, non_trainable):

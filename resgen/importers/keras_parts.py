@@ -50,8 +50,8 @@ def _square(node: Node, value: Any, what: str) -> int:
     return int(values[0])
 
 
-def stem(items: tuple[Item, ...]) -> tuple[dict[str, Any], list[Tok], list[str]]:
-    """The stem section, its convolution tokens, and the padding modes its convolutions use."""
+def stem(items: tuple[Item, ...]) -> tuple[dict[str, Any], list[Tok]]:
+    """The stem section and its convolution tokens."""
     for item in items:
         if isinstance(item, Join):
             raise NotExpressible(item.node.name, "a join in the stem is not expressible")
@@ -70,7 +70,6 @@ def stem(items: tuple[Item, ...]) -> tuple[dict[str, Any], list[Tok], list[str]]
         raise NotExpressible(where, "a stem without a convolution is not expressible")
     settings = [conv_settings(c) for c, _ in convs]
     every_conv = [c for c, _ in convs]
-    modes = [str(s["mode"]) for s in settings]
     last = settings[-1]
     conv_pool = len(convs) >= 2 and last["stride"] == 2 and last["kernel"] == 3 and convs[-1][1]
     if conv_pool:  # timm's replace_stem_pool: a 3x3/2 convolution + BatchNorm + ReLU downsamples
@@ -105,7 +104,7 @@ def stem(items: tuple[Item, ...]) -> tuple[dict[str, Any], list[Tok], list[str]]
         data["pool"], rest = _pool(rest)
     if rest:
         raise NotExpressible(rest[0].node.name, f"{rest[0].node.class_name} in the stem is not expressible")
-    return data, every_conv, modes
+    return data, every_conv
 
 
 def _pool(toks: list[Tok]) -> tuple[dict[str, Any], list[Tok]]:
