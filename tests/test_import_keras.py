@@ -235,3 +235,13 @@ def test_every_field_of_a_variant_comes_back(variant: str) -> None:
     model = import_generated(api.render(data, "keras"), data["name"]).build_model()
     d = assert_same_network(_import(model, data["name"], "variant.py:build_model"), data)
     assert [c.where for c in d.changes if c.where != "description"] == []
+
+
+def test_a_drop_path_rate_off_the_linear_schedule_is_refused_at_its_block() -> None:
+    data = VARIANTS["training_parts"]
+    model = import_generated(api.render(data, "keras"), data["name"]).build_model()
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout) and layer.noise_shape]
+    drops[2].rate = 0.5  # the third block's: the schedule has 0.1 * 2 / 7
+    with pytest.raises(NotExpressible, match=r"drop-path rate of 0\.5") as caught:
+        spec_from_keras(model, name="resnet18", input_size=None, source="variant.py:build_model")
+    assert caught.value.where == "conv3_block1_add"
