@@ -114,6 +114,15 @@ def across_frameworks(spec: str) -> dict[str, Any]:
     import resgen
     from resgen import parity_train
 
+    devices: list[int] = []
+    transfer = parity_train.torch_to_keras_model
+
+    def transfer_and_look(compiled: Any, torch_model: Any, keras_model: Any) -> None:
+        """resgen's weight transfer, noting over how many devices the Keras variables lie."""
+        devices.append(len(keras_model.trainable_variables[0].value.sharding.device_set))
+        transfer(compiled, torch_model, keras_model)
+
+    parity_train.torch_to_keras_model = transfer_and_look
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu"))
     )
@@ -121,7 +130,9 @@ def across_frameworks(spec: str) -> dict[str, Any]:
         report = parity_train.check_training(resgen.compile(spec), lr=LR, batch=BATCH, seed=0)
     finally:
         keras.distribution.set_distribution(None)
+        parity_train.torch_to_keras_model = transfer
     return {
+        "variable_devices": devices,
         "passed": report.passed,
         "loss_torch": report.loss_torch,
         "loss_keras": report.loss_keras,

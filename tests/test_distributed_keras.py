@@ -77,6 +77,7 @@ def _check(result: dict[str, Any], record_property: Any) -> None:
     assert step["largest_update"] > 1e-3 and relative <= STEP_TOLERANCE
     # (c) across frameworks, float64: Keras DataParallel over two devices and torch on the whole batch
     parity = result["parity"]
+    assert parity["variable_devices"] == [2]  # the Keras model it trained lay on both devices
     record_property("parity_max_update_diff", parity["max_update_diff"])
     assert parity["passed"], parity
 
