@@ -17,6 +17,7 @@ so per-half and whole-batch statistics differ.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pytest
 import resgen
 from resgen.generated_module import import_generated
 from tests.distributed_processes import run_ranks
+from tests.helpers import backbone_spec
 
 torch = pytest.importorskip("torch")
 
@@ -168,6 +170,19 @@ def test_sync_batchnorm_converts_every_batchnorm_and_keeps_the_keys() -> None:
     assert "sync_batchnorm=True converts every BatchNorm2d to nn.SyncBatchNorm" in " ".join(
         str(module.build_model.__doc__).split()
     )
+
+
+def test_sync_batchnorm_keeps_frozen_batchnorms_in_eval_mode() -> None:
+    """backbone.frozen_stages and norm_eval hold BatchNorms in eval mode in train(); SyncBatchNorm too."""
+    spec = backbone_spec("resnet18", [2, 4], frozen_stages=1, norm_eval=True)
+    model = import_generated(resgen.render(spec, "torch"), "frozen").build_model(sync_batchnorm=True)
+    norms = [m for m in model.train().modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert norms and not any(m.training for m in norms)
+
+
+def test_group_norm_networks_have_no_sync_batchnorm_option() -> None:
+    module = import_generated(resgen.render("resnet50_gn", "torch"), "group_norm")
+    assert "sync_batchnorm" not in inspect.signature(module.build_model).parameters
 
 
 def test_sync_batchnorm_target_is_the_whole_batch_step() -> None:

@@ -13,8 +13,10 @@ Where the code comes from:
   network's block design and shortcut rule (`resgen.backends.pytorch_blocks`);
 - BatchNorm, L2 and padding settings are the network's, stated once (`resgen.graph.Network`).
 
-Two options go beyond torchvision: ``build_model(channels_last=True)``, and ``fuse_batchnorm(model)``,
-an inference copy with each BatchNorm that reads only a convolution folded into it.
+Options beyond torchvision: ``build_model(channels_last=True)``; ``build_model(sync_batchnorm=True)``
+(BatchNorm networks), every BatchNorm2d as nn.SyncBatchNorm for multi-GPU DistributedDataParallel; and
+``fuse_batchnorm(model)``, an inference copy with each BatchNorm that reads only a convolution folded
+into it.
 """
 
 from __future__ import annotations
