@@ -1,4 +1,5 @@
-"""Run the GPU parity suite (tests/test_gpu.py) on a CUDA machine and print a one-line summary.
+"""Run the GPU checks on a CUDA machine and print a one-line summary: tests/test_gpu.py, and
+DistributedDataParallel with SyncBatchNorm in tests/test_distributed_torch.py (two processes).
 
     python scripts/gpu_check.py            # Keras on its torch backend (TensorFlow is not needed)
     KERAS_BACKEND=jax python scripts/gpu_check.py
@@ -57,7 +58,16 @@ def main() -> int:
         return 0
     summary = Summary()
     code = pytest.main(
-        ["-q", "-m", "gpu", str(ROOT / "tests" / "test_gpu.py"), "-p", "no:cacheprovider"], plugins=[summary]
+        [
+            "-q",
+            "-m",
+            "gpu",
+            str(ROOT / "tests" / "test_gpu.py"),
+            str(ROOT / "tests" / "test_distributed_torch.py"),
+            "-p",
+            "no:cacheprovider",
+        ],
+        plugins=[summary],
     )
     import keras
     import torch

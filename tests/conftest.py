@@ -31,6 +31,8 @@ TESTS = Path(__file__).resolve().parent
 FRAMEWORK_MODULES = frozenset(
     {
         "test_backbone_frameworks.py",
+        "test_distributed_keras.py",
+        "test_distributed_torch.py",
         "test_export.py",
         "test_gpu.py",
         "test_import_frameworks.py",

@@ -249,7 +249,8 @@ def test_torch_source_freezes_and_keeps_batchnorms_in_eval_mode(tmp_path: Path) 
     assert "def train(self, mode: bool = True) -> ResNet:" in source
     assert "for frozen in self.frozen_modules():" in source
     both = resgen.render(backbone_spec("resnet18", [1, 2, 3, 4], frozen_stages=1, norm_eval=True), "torch")
-    assert "for module in self.modules():\n            if isinstance(module, nn.BatchNorm2d):" in both
+    norms = "(nn.BatchNorm2d, nn.SyncBatchNorm)"  # SyncBatchNorm: build_model(sync_batchnorm=True)
+    assert f"for module in self.modules():\n            if isinstance(module, {norms}):" in both
     v2 = resgen.render(backbone_spec("keras_resnet50v2", [1, 2, 3, 4], frozen_stages=1), "torch")
     assert "return [self.conv1, self.layer1]" in v2  # a stem without normalization
     bit = dict(load.load("resnetv2_50x1_bit").data, backbone={"frozen_stages": 2})

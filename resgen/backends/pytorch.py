@@ -13,8 +13,10 @@ Where the code comes from:
   network's block design and shortcut rule (`resgen.backends.pytorch_blocks`);
 - BatchNorm, L2 and padding settings are the network's, stated once (`resgen.graph.Network`).
 
-Two options go beyond torchvision: ``build_model(channels_last=True)``, and ``fuse_batchnorm(model)``,
-an inference copy with each BatchNorm that reads only a convolution folded into it.
+Options beyond torchvision: ``build_model(channels_last=True)``; ``build_model(sync_batchnorm=True)``
+(BatchNorm networks), every BatchNorm2d as nn.SyncBatchNorm for multi-GPU DistributedDataParallel; and
+``fuse_batchnorm(model)``, an inference copy with each BatchNorm that reads only a convolution folded
+into it.
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
                 "memory format, often faster on GPUs and with oneDNN on CPUs; feed it inputs "
                 "converted with ``x.to(memory_format=torch.channels_last)``. The function it "
                 "computes is the same.",
+                *_sync_doc(graph),
             ],
             4,
         ),
@@ -189,8 +192,30 @@ def _build_model_view(graph: LayerGraph) -> dict[str, Any]:
     params = ["channels_last: bool = False"]
     if graph.classes is not None:
         params.insert(0, f"num_classes: int = {graph.classes}")
+    sync = not graph.network.norm.group  # GroupNorm has no batch statistics to synchronize
+    if sync:
+        params.append("sync_batchnorm: bool = False")
     signature = call_lines("def build_model", ["*", *params], 0, f" -> {MODEL_CLASS}:")
     return {
         "build_signature": signature,
         "model_args": "" if graph.classes is None else "num_classes=num_classes",
+        "build_sync": (
+            [
+                "if sync_batchnorm:",
+                "    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)",
+            ]
+            if sync
+            else []
+        ),
     }
+
+
+def _sync_doc(graph: LayerGraph) -> list[str]:
+    """build_model's paragraph on sync_batchnorm (BatchNorm networks only)."""
+    if graph.network.norm.group:
+        return []
+    return [
+        "sync_batchnorm=True converts every BatchNorm2d to nn.SyncBatchNorm, for "
+        "DistributedDataParallel on several GPUs: each BatchNorm then uses the statistics of "
+        "the whole global batch. State dict keys are unchanged.",
+    ]

@@ -80,7 +80,7 @@ def methods(graph: LayerGraph, model_class: str) -> list[str]:
         )
         loop = [
             "for module in self.modules():",
-            "    if isinstance(module, nn.BatchNorm2d):",
+            "    if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):",
             "        module.eval()",
         ]
     else:
@@ -92,7 +92,7 @@ def methods(graph: LayerGraph, model_class: str) -> list[str]:
         loop = [
             "for frozen in self.frozen_modules():",
             "    for module in frozen.modules():",
-            "        if isinstance(module, nn.BatchNorm2d):",
+            "        if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)):",
             "            module.eval()",
         ]
     lines += [

@@ -234,6 +234,8 @@ def build_model(*, num_classes: int = 1000, channels_last: bool = False) -> ResN
 # fuse_batchnorm folds these BatchNorms into their convolutions. Other BatchNorms (in
 # front of a convolution, after an addition) stay as they are.
 CONV_BN_PAIRS: dict[type[nn.Module], list[tuple[str, str]]] = {}
+# The BatchNorm classes that fold: SyncBatchNorm is build_model(sync_batchnorm=True)'s.
+BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 def fuse_batchnorm(model: ResNet) -> ResNet:
@@ -248,7 +250,7 @@ def fuse_batchnorm(model: ResNet) -> ResNet:
     for module in list(fused.modules()):
         for conv_path, bn_path in CONV_BN_PAIRS.get(type(module), []):
             conv, bn = _submodule(module, conv_path), _submodule(module, bn_path)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, BATCH_NORMS):
                 module.set_submodule(conv_path, fuse_conv_bn_eval(conv, bn))
                 module.set_submodule(bn_path, nn.Identity())
     return fused

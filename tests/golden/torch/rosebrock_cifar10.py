@@ -197,7 +197,9 @@ class ResNet(nn.Module):
         return x
 
 
-def build_model(*, num_classes: int = 10, channels_last: bool = False) -> ResNet:
+def build_model(
+    *, num_classes: int = 10, channels_last: bool = False, sync_batchnorm: bool = False
+) -> ResNet:
     """The network of spec rosebrock_cifar10, freshly initialized.
 
     num_classes sets the classifier's outputs (the spec's: 10), as torchvision's
@@ -208,8 +210,14 @@ def build_model(*, num_classes: int = 10, channels_last: bool = False) -> ResNet
     (NHWC) memory format, often faster on GPUs and with oneDNN on CPUs; feed it
     inputs converted with ``x.to(memory_format=torch.channels_last)``. The
     function it computes is the same.
+
+    sync_batchnorm=True converts every BatchNorm2d to nn.SyncBatchNorm, for
+    DistributedDataParallel on several GPUs: each BatchNorm then uses the
+    statistics of the whole global batch. State dict keys are unchanged.
     """
     model = ResNet(num_classes=num_classes)
+    if sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -227,6 +235,8 @@ CONV_BN_PAIRS: dict[type[nn.Module], list[tuple[str, str]]] = {
         ("conv2", "bn2"),
     ],
 }
+# The BatchNorm classes that fold: SyncBatchNorm is build_model(sync_batchnorm=True)'s.
+BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 def fuse_batchnorm(model: ResNet) -> ResNet:
@@ -241,7 +251,7 @@ def fuse_batchnorm(model: ResNet) -> ResNet:
     for module in list(fused.modules()):
         for conv_path, bn_path in CONV_BN_PAIRS.get(type(module), []):
             conv, bn = _submodule(module, conv_path), _submodule(module, bn_path)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, BATCH_NORMS):
                 module.set_submodule(conv_path, fuse_conv_bn_eval(conv, bn))
                 module.set_submodule(bn_path, nn.Identity())
     return fused
