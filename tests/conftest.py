@@ -38,6 +38,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_import_frameworks.py",
         "test_import_keras.py",
         "test_keras_target.py",
+        "test_keras_weight_files.py",
         "test_mixed_precision.py",
         "test_parity.py",
         "test_performance_options.py",

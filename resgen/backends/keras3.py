@@ -2,8 +2,9 @@
 
 The generated module uses only ``keras`` (layers, ops, regularizers, saving), so it runs on the
 TensorFlow, JAX and torch backends. It is a functional model, channels last, with
-keras.applications' layer names (`resgen.naming.keras_name`), so weights saved from
-keras.applications' ResNets load by name.
+keras.applications' layer names (`resgen.naming.keras_name`) in its layer order (each addition
+takes the shortcut first: `resgen.backends.keras3_layers`), so weights saved from
+keras.applications' ResNets load by name, and by position with a plain ``load_weights``.
 
 Structure of the output: the stem and the head are written layer by layer in ``build_model``; every
 residual block is one call of a single block function (`resgen.backends.keras3_blocks`), and the

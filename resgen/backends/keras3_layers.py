@@ -248,7 +248,13 @@ def _channel_conv1d(site: Site, layer: Layer) -> list[str]:
 
 
 def _add(site: Site, layer: Layer) -> list[str]:
-    src = f"[{site.src(layer, 0)}, {site.src(layer, 1)}]"
+    """The residual addition, its operands in keras.applications' order: the shortcut, then the
+    residual branch. Keras orders ``model.layers`` by depth, ties by a walk from the outputs through
+    each layer's inputs in order, and both weight files follow ``model.layers``: the legacy ``.h5``
+    loaded without ``by_name`` and Keras 3's ``.weights.h5``. With the operands in this order, either
+    file saved from keras.applications loads into the generated model. The sum is the same."""
+    residual, shortcut = site.src(layer, 0), site.src(layer, 1)  # the graph's order
+    src = f"[{shortcut}, {residual}]"
     return _layer(site, layer, "layers.Add", [f"name={site.name(layer)}"], src=src)
 
 

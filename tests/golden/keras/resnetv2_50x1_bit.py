@@ -4,8 +4,10 @@
 
 Keras 3 source that uses only `keras` (layers, ops, regularizers, saving), so it runs
 on the TensorFlow, JAX and torch backends. Functional API, channels last. Layer names
-follow keras.applications' ResNets (conv1_conv, conv2_block1_1_conv, post_bn, ...), so
-weights load by name.
+and their order follow keras.applications' ResNets (conv1_conv, conv2_block1_1_conv,
+post_bn, ...; each addition takes the shortcut first), so weight files load by name and,
+for the same network, by position: model.load_weights(path) of a .h5 or .weights.h5
+file saved from keras.applications.
 """
 
 import keras
@@ -143,7 +145,7 @@ def bottleneck_block(
         skip = x
     else:
         raise ValueError(f"unknown shortcut {shortcut!r}")
-    x = layers.Add(name=f"{name}_out")([residual, skip])
+    x = layers.Add(name=f"{name}_out")([skip, residual])
     return x
 
 
