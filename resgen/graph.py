@@ -29,6 +29,7 @@ from resgen.graph_enums import (
     BlockKind,
     DilationDim,
     DilationRule,
+    KerasLayerOrder,
     Scope,
     ShortcutKind,
     ShortcutSource,
@@ -90,6 +91,7 @@ __all__ = [
     "GroupNorm",
     "InitSettings",
     "Input",
+    "KerasLayerOrder",
     "L2Settings",
     "Layer",
     "LayerGraph",
@@ -292,6 +294,7 @@ class Network:
     drop_path: float  # the last block's drop-path rate (timm's drop_path_rate); 0 for none
     weight_standardization: float | None = None  # epsilon of weight-standardized convolutions (BiT)
     torch_paths: TorchPaths = TorchPaths.TORCHVISION
+    keras_layer_order: KerasLayerOrder = KerasLayerOrder.KERAS_APPLICATIONS
     taps: tuple[Tap, ...] = ()  # a backbone's outputs; empty for a classifier (it returns the head's)
     dilation_rule: DilationRule = DilationRule.TORCHVISION  # where stages dilate (output_stride)
     frozen_stages: int = 0  # the stem and stages 1..k do not train (mmdet's frozen_stages); 0: none

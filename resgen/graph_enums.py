@@ -1,5 +1,6 @@
-"""The layer graph's enumerations: where a layer sits (scope), the torch path convention, block and
-shortcut kinds, block dimensions and dilation rules. `resgen.graph` re-exports them.
+"""The layer graph's enumerations: where a layer sits (scope), the torch path convention, the Keras
+layer order, block and shortcut kinds, block dimensions and dilation rules. `resgen.graph` re-exports
+them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ class TorchPaths(StrEnum):
 
     TORCHVISION = "torchvision"  # conv1, layer1.0.conv1, fc (timm's ResNet family keeps it)
     TIMM_RESNETV2 = "timm_resnetv2"  # stem.conv, stages.0.blocks.0.norm1, norm, head.fc
+
+
+class KerasLayerOrder(StrEnum):
+    """Whose layer order the Keras target follows (Keras' weight files place weights in that order)."""
+
+    KERAS_APPLICATIONS = "keras_applications"  # each addition takes the shortcut first
+    ROSEBROCK = "rosebrock"  # Rosebrock's tutorial: the residual branch first
 
 
 class BlockKind(StrEnum):

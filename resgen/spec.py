@@ -270,6 +270,10 @@ class Spec(_Model):
     whose stride is on a stage's first block, a stem without normalization, projection shortcuts of
     the pre-activated input without normalization, and a head with norm: true and classifier: conv1x1.
     The Keras target keeps keras.applications' layer names either way."""
+    keras_layer_order: Literal["keras_applications", "rosebrock"] = "keras_applications"
+    """Order of the Keras target's layers, which Keras' weight files (.h5 loaded without by_name,
+    .weights.h5) place weights by: keras.applications' (each addition takes the shortcut first) or
+    that of Rosebrock's tutorial (add([conv3, shortcut]): the residual branch first)."""
     backbone: Backbone = Backbone()
     """The network as a backbone for detection or segmentation (timm's features_only): the feature
     maps it returns."""

@@ -293,6 +293,7 @@ def schema_spec_data(draw: st.DrawFn, *, max_stages: int = 3) -> dict[str, Any]:
         },
         "head": head,
         "torch_paths": "timm_resnetv2" if timm_v2 else "torchvision",
+        "keras_layer_order": _pick(draw, ["keras_applications", "rosebrock"]),
     }
     if head_kind == "none":
         data["backbone"] = backbone

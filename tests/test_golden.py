@@ -86,6 +86,7 @@ def test_the_subset_covers_every_code_path() -> None:
         found |= {f"zero_init:{x.kind}" for x in graph if x.zero_init}
         found |= {f"source:{graph.network.shortcut.source}", f"deep:{graph.depth() > 600}"}
         found |= {f"torch_paths:{graph.network.torch_paths}", f"avg_down:{graph.network.shortcut.avg_down}"}
+        found |= {f"keras_layer_order:{graph.network.keras_layer_order}"}
         found |= {f"weight_standardization:{graph.network.weight_standardization is not None}"}
         found |= {f"stem:{x.role}" for x in graph if x.scope is Scope.STEM}
         return found

@@ -5,7 +5,9 @@ Both of Keras' weight files place weights by position in ``model.layers``, not b
 ``by_name``, and Keras 3's ``.weights.h5`` (``layers/conv2d_3/vars/0``: class name and position).
 So a plain ``model.load_weights(file)`` of a keras.applications ResNet's file must give the
 generated model the same outputs, and the generated model's ``.weights.h5`` must load back into
-keras.applications. 50-layer variants in the default lane, 101 and 152 in the slow lane.
+keras.applications. 50-layer variants in the default lane, 101 and 152 in the slow lane. The
+Rosebrock presets keep the order of the tutorial's ResNet.build (``keras_layer_order: rosebrock``),
+whose files, with Keras' automatic layer names, load only by position.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 from resgen.weights_h5 import keras_paths
 from tests import helpers
 from tests.helpers import randomize_keras_batch_norm
+from tests.test_keras_target import SEED_CONFIGS, seed_build
 
 keras = pytest.importorskip("keras")
 
@@ -64,15 +67,14 @@ def _generated(name: str) -> Any:
     return helpers.generated_module("keras", name).build_model(input_shape=SHAPE)
 
 
-def _max_diff(a: Any, b: Any) -> float:
-    """The largest difference of the two models' outputs (pooled features and predictions)."""
-    x = np.random.default_rng(1).normal(0.0, 1.0, (2, *SHAPE)).astype("float32")
+def _max_diff(a: Any, b: Any, features: tuple[str, str] = ("avg_pool", "avg_pool")) -> float:
+    """The largest difference of the two models' outputs and features (the layers named)."""
+    x = np.random.default_rng(1).normal(0.0, 1.0, (2, *a.input.shape[1:])).astype("float32")
     diffs = []
-    for layer_name in ("avg_pool", "predictions"):
-        probes = [keras.Model(m.input, m.get_layer(layer_name).output) for m in (a, b)]
-        outs = [keras.ops.convert_to_numpy(probe(x, training=False)) for probe in probes]
-        diffs.append(float(np.abs(outs[0] - outs[1]).max()))
-    return max(diffs)
+    for model, feature in zip((a, b), features, strict=True):
+        probe = keras.Model(model.input, [model.get_layer(feature).output, model.output])
+        diffs.append([keras.ops.convert_to_numpy(y) for y in probe(x, training=False)])
+    return max(float(np.abs(u - v).max()) for u, v in zip(*diffs, strict=True))
 
 
 def _weighted_groups(model: Any) -> list[tuple[str, str]]:
@@ -114,4 +116,21 @@ def test_generated_file_loads_into_keras_applications(name: str, suffix: str, tm
     reference.load_weights(path)
     diff = _max_diff(reference, model)
     print(f"{name}{suffix} into keras.applications: max |diff| {diff:.3g}")
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", sorted(SEED_CONFIGS))
+@pytest.mark.parametrize("suffix", [".h5", ".weights.h5"])
+def test_rosebrock_tutorial_file_loads_by_position(name: str, suffix: str, tmp_path: Path) -> None:
+    seed = _randomized(seed_build(**SEED_CONFIGS[name][0]), np.random.default_rng(3))
+    path = tmp_path / f"{name}{suffix}"
+    if suffix == ".h5":
+        seed.save(path)
+    else:
+        seed.save_weights(path)
+    model = helpers.generated_module("keras", name).build_model()
+    model.load_weights(path)
+    flatten = next(layer.name for layer in seed.layers if isinstance(layer, keras.layers.Flatten))
+    diff = _max_diff(model, seed, ("flatten", flatten))
+    print(f"{name}{suffix} from the tutorial's network: max |diff| {diff:.3g}")
     assert diff <= TOLERANCE

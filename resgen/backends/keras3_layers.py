@@ -27,6 +27,7 @@ from resgen.graph import (
     BlurPool,
     Conv2d,
     Dense,
+    KerasLayerOrder,
     Layer,
     MaxPool,
     PadMode,
@@ -248,13 +249,15 @@ def _channel_conv1d(site: Site, layer: Layer) -> list[str]:
 
 
 def _add(site: Site, layer: Layer) -> list[str]:
-    """The residual addition, its operands in keras.applications' order: the shortcut, then the
+    """The residual addition, its operands in the order of the network's reference
+    (`KerasLayerOrder`): keras.applications takes the shortcut first, Rosebrock's tutorial the
     residual branch. Keras orders ``model.layers`` by depth, ties by a walk from the outputs through
     each layer's inputs in order, and both weight files follow ``model.layers``: the legacy ``.h5``
-    loaded without ``by_name`` and Keras 3's ``.weights.h5``. With the operands in this order, either
-    file saved from keras.applications loads into the generated model. The sum is the same."""
+    loaded without ``by_name`` and Keras 3's ``.weights.h5``. In the reference's order, either file
+    saved from the reference loads into the generated model. The sum is the same either way."""
     residual, shortcut = site.src(layer, 0), site.src(layer, 1)  # the graph's order
-    src = f"[{shortcut}, {residual}]"
+    first_shortcut = site.graph.network.keras_layer_order is KerasLayerOrder.KERAS_APPLICATIONS
+    src = f"[{shortcut}, {residual}]" if first_shortcut else f"[{residual}, {shortcut}]"
     return _layer(site, layer, "layers.Add", [f"name={site.name(layer)}"], src=src)
 
 
