@@ -202,7 +202,7 @@ EXPECTED = [
     (
         "control_char_in_key.json",
         ":1:39",
-        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths, backbone",
+        "'\\x1b[2J\\nerror': unknown field '\\x1b[2J\\nerror'; expected one of: format_version, name, description, input, stem, block, stages, shortcut, norm, conv, conv_bias, padding, regularization, init, head, torch_paths, keras_layer_order, backbone",
     ),
     ("custom_tag.yaml", ":3:17", "input.height: tag '!int' is not allowed; a spec holds plain values only"),
     (
