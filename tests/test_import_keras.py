@@ -114,6 +114,9 @@ def test_generated_keras_file_imports_as_its_preset(preset: str) -> None:
     model = import_generated(api.render(preset, "keras"), preset).build_model()
     data = _import(model, preset, f"{preset}.py:build_model")
     assert_same_network(data, preset)
+    # the order of the layers, which Keras' weight files follow, is kept too (Rosebrock's differs)
+    order = api.compile(preset).graph.network.keras_layer_order
+    assert data.get("keras_layer_order", "keras_applications") == order
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -155,6 +158,7 @@ def test_a_plain_block_imports(operations: bool) -> None:
     assert data["stages"] == [{"blocks": 1, "filters": 16, "stride": 1}]
     assert data["stem"] == {"kind": "conv", "filters": 16, "kernel_size": 3, "stride": 1, "norm": True}
     assert data["head"] == {"kind": "global_pool", "classes": 10}
+    assert data["keras_layer_order"] == "rosebrock"  # Add([branch, x]): the residual branch first
 
 
 def test_a_depthwise_convolution_in_a_block_is_refused_by_name() -> None:
@@ -192,6 +196,22 @@ def test_a_block_of_four_convolutions_is_refused_at_its_addition() -> None:
         spec_from_keras(_tiny(branch), name="tiny", input_size=None, source="tiny.py:build")
     assert caught.value.where == "block1_add"
     assert "4 convolutions" in caught.value.construct
+
+
+def test_additions_in_both_orders_are_refused_at_the_first_that_differs() -> None:
+    layers = keras.layers
+    inputs = keras.Input((32, 32, 3), name="input")
+    x = _conv_bn(inputs, "stem", relu=True)
+    for i, residual_first in ((1, True), (2, False)):
+        branch = _conv_bn(_conv_bn(x, f"block{i}_1", relu=True), f"block{i}_2", relu=False)
+        x = layers.Add(name=f"block{i}_add")([branch, x] if residual_first else [x, branch])
+        x = layers.Activation("relu", name=f"block{i}_out")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    model = keras.Model(inputs, layers.Dense(10, name="predictions")(x))
+    with pytest.raises(NotExpressible) as caught:
+        spec_from_keras(model, name="tiny", input_size=None, source="tiny.py:build")
+    assert caught.value.where == "block2_add"
+    assert "different orders" in caught.value.construct
 
 
 def test_input_size_comes_from_the_model_or_the_caller() -> None:

@@ -1,10 +1,11 @@
 """The residual blocks of a Keras model, read from its top-level sequence (`keras_graph.sequence`).
 
 Every ``Add`` join is one block: of its two branches, the one with two or more convolutions is the
-residual branch, the other the shortcut. A block without pre-activation is followed by a ReLU; in a
-pre-activation network the BatchNorm + ReLU that a projection shortcut shares with the residual
-branch sits before the join (both branches read it), and is moved into the block here. What comes
-before the first block is the stem, what follows the last one the head.
+residual branch, the other the shortcut (which of the two the ``Add`` takes first is kept: it sets
+the order of the model's layers, which Keras' weight files follow). A block without pre-activation
+is followed by a ReLU; in a pre-activation network the BatchNorm + ReLU that a projection shortcut
+shares with the residual branch sits before the join (both branches read it), and is moved into the
+block here. What comes before the first block is the stem, what follows the last one the head.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class Tok:
 @dataclass(frozen=True)
 class Block:
     """One residual block: the residual branch (pre-activation included), the shortcut, the source
-    the shortcut reads (``input`` or ``preactivated``) and the layers after the addition."""
+    the shortcut reads (``input`` or ``preactivated``), the layers after the addition, and whether
+    the addition takes the residual branch first."""
 
     add: Node
     residual: tuple[Tok, ...]
     shortcut: tuple[Tok, ...]
     source: str
     post: tuple[Node, ...]
+    residual_first: bool = False
 
     @property
     def convs(self) -> list[Tok]:
@@ -154,7 +157,14 @@ def layout(items: tuple[Item, ...]) -> Layout:
                 stem_end = i - len(pre)
             source = "preactivated" if pre else "input"
             blocks.append(
-                Block(join.node, tuple(tokens([*pre, *residual])), tuple(tokens(shortcut)), source, ())
+                Block(
+                    join.node,
+                    tuple(tokens([*pre, *residual])),
+                    tuple(tokens(shortcut)),
+                    source,
+                    (),
+                    residual is join.branches[0],
+                )
             )
         else:
             if k and items[start + 1 : i]:
@@ -164,7 +174,14 @@ def layout(items: tuple[Item, ...]) -> Layout:
             relu = items[i + 1]
             assert isinstance(relu, Node)
             blocks.append(
-                Block(join.node, tuple(tokens(residual)), tuple(tokens(shortcut)), "input", (relu,))
+                Block(
+                    join.node,
+                    tuple(tokens(residual)),
+                    tuple(tokens(shortcut)),
+                    "input",
+                    (relu,),
+                    residual is join.branches[0],
+                )
             )
     head_start = joins[-1] + (1 if preactivation else 2)
     return Layout(tuple(items[:stem_end]), tuple(blocks), tuple(items[head_start:]), preactivation)

@@ -87,6 +87,9 @@ def spec_from_keras(
     if init:
         data["init"] = init
     data["head"] = {"kind": head_data.pop("kind"), **head_data}
+    layer_order = _layer_order(facts)
+    if layer_order != "keras_applications":
+        data["keras_layer_order"] = layer_order
     data["description"] = f"{model.name}, imported from {source}"[:500]
     _verify(model, data, facts)
     pool_after_relu = bool(data["stem"].get("norm", True) or data["stem"].get("conv_pool"))
@@ -96,6 +99,17 @@ def spec_from_keras(
         notes=keras_notes.notes(data, source, model.name),
         field_notes=keras_notes.field_notes(data, pool_after_relu),
     )
+
+
+def _layer_order(facts: list[BlockFacts]) -> str:
+    """keras_layer_order: which operand every addition takes first (the order of the model's layers,
+    which Keras' weight files follow): the shortcut (keras.applications) or the residual branch
+    (Rosebrock's tutorial)."""
+    orders = {f.block.residual_first for f in facts}
+    if len(orders) > 1:
+        first = next(f for f in facts if f.block.residual_first != facts[0].block.residual_first)
+        raise NotExpressible(first.block.add.name, "additions that take their operands in different orders")
+    return "rosebrock" if orders == {True} else "keras_applications"
 
 
 def _padding(model: Any, convs: list[Any]) -> str:

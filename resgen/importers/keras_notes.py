@@ -62,4 +62,6 @@ def field_notes(data: dict[str, Any], pool_after_relu: bool) -> dict[str, str]:
         out["init"] = "the model's initializers"
     if data.get("padding") == "tf_same":
         out["padding"] = 'the model\'s strided convolutions use Keras padding="same"'
+    if data.get("keras_layer_order") == "rosebrock":
+        out["keras_layer_order"] = "the model's additions take the residual branch first"
     return out
