@@ -21,7 +21,7 @@ from resgen.compiler import Compiled
 from resgen.diff_backbone import outputs_differ, spec_tree
 from resgen.diff_words import ABSENT, value_text
 from resgen.errors import Path, format_path
-from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, Network, Scope
+from resgen.graph import BatchNorm, BlockRecord, Conv2d, Dense, Layer, MaxPool, Network, Scope
 
 INFORMATIONAL = frozenset({"name", "description"})  # top-level fields that never make networks differ
 HEADLINE_CHANGES = 3  # field changes named in the verdict line before "and N more"
@@ -235,6 +235,8 @@ def layer_signature(compiled: Compiled, name: str) -> dict[str, Any]:
     renamed = _RENAMED.get(layer.kind, {})
     signature: dict[str, Any] = {"op": layer.kind}
     signature.update((renamed.get(k, k), v) for k, v in dataclasses.asdict(layer.op).items())
+    if isinstance(layer.op, MaxPool) and layer.op.input_nonnegative:
+        del signature["pad_value"]  # after a ReLU, zeros and -inf padding give the same result
     signature.update(_network_settings(layer, graph.network))
     if graph.frozen(layer):  # backbone.frozen_stages: it does not train
         signature["frozen"] = True
