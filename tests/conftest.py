@@ -33,6 +33,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_backbone_frameworks.py",
         "test_export.py",
         "test_gpu.py",
+        "test_import_torch.py",
         "test_keras_target.py",
         "test_mixed_precision.py",
         "test_parity.py",

@@ -80,7 +80,8 @@ def _norm(m: Any, path: str) -> tuple[str, dict[str, Any]]:
                         "momentum": float(momentum), "act": _act(m, path)}
     if not m.affine:
         raise NotExpressible(path, f"{cls} without affine parameters is not expressible")
-    if type(m).forward is not nn.GroupNorm.forward and not hasattr(m, "act"):
+    same_function = cls in ("GroupNorm", "GroupNorm1") and m.num_groups >= 1  # timm's, F.group_norm
+    if type(m).forward is not nn.GroupNorm.forward and not hasattr(m, "act") and not same_function:
         raise NotExpressible(path, f"{cls} is not expressible")
     return "norm", {"norm": "group", "channels": m.num_channels, "groups": m.num_groups,
                     "eps": float(m.eps), "act": _act(m, path)}
