@@ -34,6 +34,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_export.py",
         "test_gpu.py",
         "test_import_torch.py",
+        "test_import_torch_files.py",
         "test_keras_target.py",
         "test_mixed_precision.py",
         "test_parity.py",
