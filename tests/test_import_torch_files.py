@@ -47,7 +47,9 @@ def test_cifar_file_imports_and_reproduces(factory: str) -> None:
     torch.manual_seed(0)
     model = getattr(cifar_resnets, factory)()
     randomize(model, 1)
-    data = spec_from_torch(model, name=factory, input_size=(32, 32), source=f"cifar_resnets.py:{factory}").data
+    data = spec_from_torch(
+        model, name=factory, input_size=(32, 32), source=f"cifar_resnets.py:{factory}"
+    ).data
     if factory in EXPECTED_SHORTCUT:
         assert data["shortcut"]["kind"] == EXPECTED_SHORTCUT[factory]
     ours = generated_copy(model, data).eval()
@@ -66,7 +68,14 @@ def round_trip(preset: str) -> None:
     assert d.same, (d.graph, [c.where for c in d.network_changes])
 
 
-ROUND_TRIP_FAST = ("resnet18", "cifar_resnet20", "resnet26t", "resnetv2_50x1_bit", "keras_resnet50v2", "seresnet50")
+ROUND_TRIP_FAST = (
+    "resnet18",
+    "cifar_resnet20",
+    "resnet26t",
+    "resnetv2_50x1_bit",
+    "keras_resnet50v2",
+    "seresnet50",
+)
 
 
 @pytest.mark.parametrize("preset", ROUND_TRIP_FAST)

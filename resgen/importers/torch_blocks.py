@@ -64,7 +64,10 @@ def _anti_alias(op: TraceOp) -> tuple[dict[str, Any], int]:
         return {"kind": "blur", "filter_size": a["filter_size"]}, a["stride"]
     if a["kernel"] == (2, 2) and a["stride"] == (2, 2) and a["padding"] == (0, 0) and not a["ceil"]:
         return {"kind": "avg_pool"}, 2
-    raise NotExpressible(op.path, f"an average pool {a['kernel']}/{a['stride']} after the 3x3 is not expressible")
+    raise NotExpressible(
+        op.path,
+        f"an average pool {a['kernel']}/{a['stride']} after the 3x3 is not expressible",
+    )
 
 
 def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead:
@@ -72,9 +75,8 @@ def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead
     whose shortcut reads the pre-activated input), and `source` says where the shortcut reads."""
     branch = [*preact_items, *block.branch]
     text = symbols(branch)
-    for (kind, preact), pattern in SHAPES.items():
-        match = pattern.fullmatch(text)
-        if match:
+    for (kind, preact), pattern in SHAPES.items():  # noqa: B007 - the shape found is used below
+        if pattern.fullmatch(text):
             break
     else:
         raise NotExpressible(block.path, f"a residual branch of {text_of(branch)} is not expressible")
@@ -83,8 +85,14 @@ def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead
     norms = [op for op in ops if op.kind == "norm"]
     first_in = branch[0].inputs[0] if isinstance(branch[0], TraceOp) else block.split.index
     read = BlockRead(
-        block.path, kind, preact, block.split.shape[1] if not preact_items else preact_items[0].shape[1],
-        block.add.shape[1], 1, convs, norms,
+        block.path,
+        kind,
+        preact,
+        block.split.shape[1] if not preact_items else preact_items[0].shape[1],
+        block.add.shape[1],
+        1,
+        convs,
+        norms,
     )
     del first_in
     strides = [op.attrs["stride"][0] for op in convs]
@@ -103,7 +111,11 @@ def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead
         read.stride = strides[strided[0]]
     three = 1 if kind == "bottleneck" else 0  # the 3x3 convolution
     if kind == "bottleneck":
-        read.reduced, read.inner, read.groups = convs[0].attrs["out"], convs[1].attrs["out"], convs[1].attrs["groups"]
+        read.reduced, read.inner, read.groups = (
+            convs[0].attrs["out"],
+            convs[1].attrs["out"],
+            convs[1].attrs["groups"],
+        )
         if strided:
             if strided[0] == 2:
                 raise NotExpressible(convs[2].path, "a stride on the last 1x1 convolution is not expressible")
@@ -117,8 +129,11 @@ def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead
     for k, op in enumerate(convs):
         want = 3 if k == three or kind == "basic" else 1
         if op.attrs["kernel"] != (want, want):
-            raise NotExpressible(op.path, f"a {op.attrs['kernel'][0]}x{op.attrs['kernel'][1]} convolution "
-                                 f"where the block has a {want}x{want} is not expressible")
+            raise NotExpressible(
+                op.path,
+                f"a {op.attrs['kernel'][0]}x{op.attrs['kernel'][1]} convolution "
+                f"where the block has a {want}x{want} is not expressible",
+            )
     attention = [i for i in branch if isinstance(i, Attention)]
     read.attention = attention[0] if attention else None
     drops = [op for op in ops if op.kind == "drop_path"]
@@ -139,7 +154,10 @@ def _read_shortcut(read: BlockRead, block: Block, source: str) -> None:
     if not items:
         read.shortcut = {"kind": "identity"}
         if read.in_channels != read.out_channels or read.stride != 1:
-            raise NotExpressible(block.path, "an identity shortcut where the shape changes is not expressible")
+            raise NotExpressible(
+                block.path,
+                "an identity shortcut where the shape changes is not expressible",
+            )
         return
     if kinds == ["subsample", "pad"]:
         pads = ops[1].attrs["pads"]
@@ -159,12 +177,19 @@ def _read_shortcut(read: BlockRead, block: Block, source: str) -> None:
         kinds.pop(0)
         a = pool.attrs
         if not (a["ceil"] and not a["count_pad"] and a["kernel"] == a["stride"] and a["padding"] == (0, 0)):
-            raise NotExpressible(pool.path, "an average pool in a shortcut other than timm's avg_down is not expressible")
+            raise NotExpressible(
+                pool.path,
+                "an average pool in a shortcut other than timm's avg_down is not expressible",
+            )
     if kinds not in (["conv"], ["conv", "norm"]):
         raise NotExpressible(where, f"a shortcut of {' -> '.join(kinds)} is not expressible")
     conv = ops[0]
     k = conv.attrs["kernel"][0]
-    if conv.attrs["kernel"] not in ((1, 1), (3, 3)) or conv.attrs["groups"] != 1 or conv.attrs["padding"] != (k // 2, k // 2):
+    if (
+        conv.attrs["kernel"] not in ((1, 1), (3, 3))
+        or conv.attrs["groups"] != 1
+        or conv.attrs["padding"] != (k // 2, k // 2)
+    ):
         raise NotExpressible(conv.path, f"a {k}x{k} projection shortcut is not expressible")
     read.shortcut = {
         "kind": "projection",

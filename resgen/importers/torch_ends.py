@@ -48,16 +48,29 @@ def read_stem(tokens: list[Token], notes: dict[str, str]) -> tuple[dict[str, Any
     first = convs[0]
     if len(convs) == 1:
         k = _square(first, "kernel")
-        stem = {"kind": "conv", "filters": first.attrs["out"], "kernel_size": k, "stride": _square(first, "stride")}
+        stem = {
+            "kind": "conv",
+            "filters": first.attrs["out"],
+            "kernel_size": k,
+            "stride": _square(first, "stride"),
+        }
     else:
         for k, conv in enumerate(convs):
             if conv.attrs["kernel"] != (3, 3) or (k and conv.attrs["stride"] != (1, 1)):
-                raise NotExpressible(conv.path, "a deep stem of other than 3x3 convolutions striding first is not expressible")
+                raise NotExpressible(
+                    conv.path,
+                    "a deep stem of other than 3x3 convolutions striding first is not expressible",
+                )
             if k < len(convs) - 1 and not conv.attrs["_norm"]:
-                raise NotExpressible(conv.path, "a deep stem convolution without BatchNorm + ReLU is not expressible")
+                raise NotExpressible(
+                    conv.path,
+                    "a deep stem convolution without BatchNorm + ReLU is not expressible",
+                )
         widths = [c.attrs["out"] for c in convs]
         stem = {"kind": "deep", "widths": widths, "stride": _square(first, "stride")}
-        notes["stem.widths"] = f"{len(widths)} 3x3 convolutions ({'tiered' if widths[0] != widths[1] else 'deep'} stem)"
+        notes["stem.widths"] = (
+            f"{len(widths)} 3x3 convolutions ({'tiered' if widths[0] != widths[1] else 'deep'} stem)"
+        )
     stem["norm"] = bool(convs[-1].attrs["_norm"])
     if input_norm:
         if stem["kind"] != "conv":
@@ -70,10 +83,15 @@ def read_stem(tokens: list[Token], notes: dict[str, str]) -> tuple[dict[str, Any
             raise NotExpressible(c.path, "a stem convolution pool other than 3x3/2 is not expressible")
         stem["conv_pool"] = True
         convs.append(c)
-        notes["stem.conv_pool"] = "a strided 3x3 convolution in place of the max-pool (timm's replace_stem_pool)"
+        notes["stem.conv_pool"] = (
+            "a strided 3x3 convolution in place of the max-pool (timm's replace_stem_pool)"
+        )
     stem["pool"] = _stem_pool(tokens, stem.get("norm", False))
     if tokens:
-        raise NotExpressible(tokens[0].path, f"{describe(tokens[0])} at the end of the stem is not expressible")
+        raise NotExpressible(
+            tokens[0].path,
+            f"{describe(tokens[0])} at the end of the stem is not expressible",
+        )
     return stem, convs
 
 
@@ -102,7 +120,13 @@ def _stem_pool(tokens: list[Token], after_relu: bool) -> dict[str, Any] | None:
         return {"kind": "avg", **out}
     if pad:
         pads = pad[0].attrs["pads"]
-        if p or pad[0].attrs["value"] != 0 or pad[0].attrs["mode"] != "constant" or len(set(pads)) != 1 or len(pads) != 4:
+        if (
+            p
+            or pad[0].attrs["value"] != 0
+            or pad[0].attrs["mode"] != "constant"
+            or len(set(pads)) != 1
+            or len(pads) != 4
+        ):
             raise NotExpressible(pad[0].path, f"padding the stem pool by {pads} is not expressible")
         out["padding"] = pads[0]
         out["pad_with"] = "zeros"
@@ -132,11 +156,17 @@ def read_head(tokens: list[Token], classes_notes: dict[str, str]) -> tuple[dict[
     if pool is None:
         avg = _take(tokens, "avg_pool")
         if avg is None:
-            raise NotExpressible(tokens[0].path if tokens else "", "a head without average pooling is not expressible")
+            raise NotExpressible(
+                tokens[0].path if tokens else "",
+                "a head without average pooling is not expressible",
+            )
         a = avg[0]
         k = _square(a, "kernel")
         if a.attrs["padding"] != (0, 0) or a.attrs["stride"] != a.attrs["kernel"]:
-            raise NotExpressible(a.path, "a padded or overlapping average pool in the head is not expressible")
+            raise NotExpressible(
+                a.path,
+                "a padded or overlapping average pool in the head is not expressible",
+            )
         whole = a.shape[2:] == (1, 1) and not a.attrs["literal"]
         if whole:
             head["kind"] = "global_pool"
@@ -154,7 +184,10 @@ def read_head(tokens: list[Token], classes_notes: dict[str, str]) -> tuple[dict[
         head["dropout"] = dropout[0].attrs["p"]
     flat = flat or _take(tokens, "flatten") is not None
     if head["kind"] == "pool_flatten" and not flat:
-        raise NotExpressible(tokens[0].path if tokens else "", "a pooled map not flattened is not expressible")
+        raise NotExpressible(
+            tokens[0].path if tokens else "",
+            "a pooled map not flattened is not expressible",
+        )
     fc = _take(tokens, "linear")
     classifier = None
     if fc and not flat:
@@ -167,10 +200,20 @@ def read_head(tokens: list[Token], classes_notes: dict[str, str]) -> tuple[dict[
     else:
         conv = _take(tokens, "conv")
         if conv is None or flat:
-            raise NotExpressible(tokens[0].path if tokens else "", "a head without a classifier is not expressible")
+            raise NotExpressible(
+                tokens[0].path if tokens else "",
+                "a head without a classifier is not expressible",
+            )
         classifier = conv[0]
-        if classifier.attrs["kernel"] != (1, 1) or not classifier.attrs["bias"] or classifier.attrs["standardized"]:
-            raise NotExpressible(classifier.path, "a convolution classifier other than a plain 1x1 with bias is not expressible")
+        if (
+            classifier.attrs["kernel"] != (1, 1)
+            or not classifier.attrs["bias"]
+            or classifier.attrs["standardized"]
+        ):
+            raise NotExpressible(
+                classifier.path,
+                "a convolution classifier other than a plain 1x1 with bias is not expressible",
+            )
         if _take(tokens, "flatten") is None:
             raise NotExpressible(classifier.path, "a convolution classifier not flattened is not expressible")
         head["classifier"] = "conv1x1"

@@ -40,9 +40,20 @@ def _slice_stride(index: Any, shape: tuple[int, ...], where: str) -> dict[str, A
     """x[:, :, ::s, ::s]: a subsampling by s (option A shortcuts)."""
     items = index if isinstance(index, tuple) else (index,)
     full = slice(None, None, None)
-    if len(items) == 4 and items[0] == full and items[1] == full and all(isinstance(i, slice) for i in items[2:]):
+    if (
+        len(items) == 4
+        and items[0] == full
+        and items[1] == full
+        and all(isinstance(i, slice) for i in items[2:])
+    ):
         h, w = items[2], items[3]
-        if h.start in (None, 0) and w.start in (None, 0) and h.stop is None and w.stop is None and h.step == w.step:
+        if (
+            h.start in (None, 0)
+            and w.start in (None, 0)
+            and h.stop is None
+            and w.stop is None
+            and h.step == w.step
+        ):
             return {"stride": int(h.step or 1)}
     raise NotExpressible(where, f"indexing a tensor with {index!r} is not expressible")
 
@@ -57,7 +68,7 @@ def function_op(
 ) -> tuple[str, dict[str, Any]]:
     """(kind, attrs) of the call_function / call_method node `node`."""
     import torch
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     name = _name(node)
     where = path or "forward"

@@ -70,21 +70,34 @@ def _norm(m: Any, path: str) -> tuple[str, dict[str, Any]]:
     cls = type(m).__name__
     if isinstance(m, nn.BatchNorm2d):
         if not (m.affine and m.track_running_stats):
-            raise NotExpressible(path, f"{cls} without affine parameters or running statistics is not expressible")
+            raise NotExpressible(
+                path,
+                f"{cls} without affine parameters or running statistics is not expressible",
+            )
         if type(m).forward is not nn.BatchNorm2d.forward and not hasattr(m, "act"):
             raise NotExpressible(path, f"{cls} is not expressible")
         momentum = m.momentum
         if momentum is None:
             raise NotExpressible(path, f"{cls} with cumulative averaging (momentum=None) is not expressible")
-        return "norm", {"norm": "batch", "channels": m.num_features, "eps": float(m.eps),
-                        "momentum": float(momentum), "act": _act(m, path)}
+        return "norm", {
+            "norm": "batch",
+            "channels": m.num_features,
+            "eps": float(m.eps),
+            "momentum": float(momentum),
+            "act": _act(m, path),
+        }
     if not m.affine:
         raise NotExpressible(path, f"{cls} without affine parameters is not expressible")
     same_function = cls in ("GroupNorm", "GroupNorm1") and m.num_groups >= 1  # timm's, F.group_norm
     if type(m).forward is not nn.GroupNorm.forward and not hasattr(m, "act") and not same_function:
         raise NotExpressible(path, f"{cls} is not expressible")
-    return "norm", {"norm": "group", "channels": m.num_channels, "groups": m.num_groups,
-                    "eps": float(m.eps), "act": _act(m, path)}
+    return "norm", {
+        "norm": "group",
+        "channels": m.num_channels,
+        "groups": m.num_groups,
+        "eps": float(m.eps),
+        "act": _act(m, path),
+    }
 
 
 def _pool(m: Any, path: str) -> tuple[str, dict[str, Any]]:
@@ -93,14 +106,23 @@ def _pool(m: Any, path: str) -> tuple[str, dict[str, Any]]:
     if isinstance(m, nn.MaxPool2d):
         if _pair(m.dilation) != (1, 1) or m.return_indices:
             raise NotExpressible(path, "MaxPool2d with dilation or indices is not expressible")
-        return "max_pool", {"kernel": _pair(m.kernel_size), "stride": _pair(m.stride or m.kernel_size),
-                            "padding": _pair(m.padding), "ceil": bool(m.ceil_mode)}
+        return "max_pool", {
+            "kernel": _pair(m.kernel_size),
+            "stride": _pair(m.stride or m.kernel_size),
+            "padding": _pair(m.padding),
+            "ceil": bool(m.ceil_mode),
+        }
     if isinstance(m, nn.AvgPool2d):
         if m.divisor_override:
             raise NotExpressible(path, "AvgPool2d with divisor_override is not expressible")
-        return "avg_pool", {"kernel": _pair(m.kernel_size), "stride": _pair(m.stride or m.kernel_size),
-                            "padding": _pair(m.padding), "ceil": bool(m.ceil_mode),
-                            "count_pad": bool(m.count_include_pad), "literal": True}
+        return "avg_pool", {
+            "kernel": _pair(m.kernel_size),
+            "stride": _pair(m.stride or m.kernel_size),
+            "padding": _pair(m.padding),
+            "ceil": bool(m.ceil_mode),
+            "count_pad": bool(m.count_include_pad),
+            "literal": True,
+        }
     if _pair(m.output_size) != (1, 1):
         raise NotExpressible(path, f"{type(m).__name__} to {m.output_size} is not expressible (only 1x1)")
     return "global_pool", {"keepdim": True}
@@ -114,8 +136,14 @@ def layer_op(m: Any, path: str) -> tuple[str, dict[str, Any]]:
     if isinstance(m, nn.Conv2d):
         return _conv(m, path)
     if isinstance(m, nn.Conv1d):
-        return "conv1d", {"in": m.in_channels, "out": m.out_channels, "kernel": m.kernel_size[0],
-                          "padding": m.padding[0], "bias": m.bias is not None, "stride": m.stride[0]}
+        return "conv1d", {
+            "in": m.in_channels,
+            "out": m.out_channels,
+            "kernel": m.kernel_size[0],
+            "padding": m.padding[0],
+            "bias": m.bias is not None,
+            "stride": m.stride[0],
+        }
     if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
         return _norm(m, path)
     if isinstance(m, nn.ReLU):

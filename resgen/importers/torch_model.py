@@ -66,21 +66,31 @@ def _split(toks: list[Token]) -> tuple[list[Token], list[BlockRead], list[Token]
         if prefix:
             del between[-2:]
         if n and between:
-            raise NotExpressible(between[0].path, f"{between[0].kind} between residual blocks is not expressible")
+            raise NotExpressible(
+                between[0].path,
+                f"{between[0].kind} between residual blocks is not expressible",
+            )
         source = "preactivated" if prefix else "input"
         reads.append(read_block(block, prefix, source))
         end = where[n + 1] if n + 1 < len(where) else len(toks)
         between = list(toks[k + 1 : end])
         if not preact:
             if not between or not _is_op(between[0], "relu"):
-                raise NotExpressible(block.path, "a block without ReLU after its addition, among blocks with one, is not expressible")
+                raise NotExpressible(
+                    block.path,
+                    "a block without ReLU after its addition, among blocks with one, is not expressible",
+                )
             between.pop(0)
     return stem, reads, between, preact
 
 
 def _torch_paths(reads: list[BlockRead]) -> str:
     parts = reads[0].path.split(".")
-    return "timm_resnetv2" if len(parts) == 4 and parts[0] == "stages" and parts[2] == "blocks" else "torchvision"
+    return (
+        "timm_resnetv2"
+        if len(parts) == 4 and parts[0] == "stages" and parts[2] == "blocks"
+        else "torchvision"
+    )
 
 
 def spec_from_torch(

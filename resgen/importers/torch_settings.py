@@ -14,7 +14,10 @@ def _uniform(ops: list[TraceOp], what: str, get: Any) -> Any:
     first = get(ops[0])
     for op in ops[1:]:
         if get(op) != first:
-            raise NotExpressible(op.path, f"{what} {get(op)!r} where other layers have {first!r} is not expressible")
+            raise NotExpressible(
+                op.path,
+                f"{what} {get(op)!r} where other layers have {first!r} is not expressible",
+            )
     return first
 
 
@@ -40,7 +43,10 @@ def _padding(convs: list[TraceOp]) -> str:
     for op in convs:
         k = op.attrs["kernel"]
         if op.attrs["padding"] != (k[0] // 2, k[1] // 2):
-            raise NotExpressible(op.path, f"padding {op.attrs['padding']} on a {k[0]}x{k[1]} convolution is not expressible")
+            raise NotExpressible(
+                op.path,
+                f"padding {op.attrs['padding']} on a {k[0]}x{k[1]} convolution is not expressible",
+            )
     return "symmetric"
 
 
@@ -54,7 +60,10 @@ def _conv_bias(ops: list[TraceOp], convs: list[TraceOp]) -> str:
     if all(op.attrs["bias"] == (op.index not in normed) for op in convs):
         return "unnormalized"
     odd = next(op for op in convs if op.attrs["bias"] != (op.index not in normed))
-    raise NotExpressible(odd.path, "convolution biases on some normalized convolutions only are not expressible")
+    raise NotExpressible(
+        odd.path,
+        "convolution biases on some normalized convolutions only are not expressible",
+    )
 
 
 def _zeros(op: TraceOp, name: str) -> bool | None:
@@ -90,7 +99,10 @@ def _drop_path(reads: list[BlockRead], notes: dict[str, str]) -> float:
     n = len(rates)
     for k, (r, rate) in enumerate(zip(reads, rates, strict=True)):
         if abs(rate - last * k / (n - 1)) > 1e-6:
-            raise NotExpressible(r.path, f"a drop-path rate {rate:g} off timm's linear schedule is not expressible")
+            raise NotExpressible(
+                r.path,
+                f"a drop-path rate {rate:g} off timm's linear schedule is not expressible",
+            )
     notes["regularization"] = "timm's drop_path_rate (linear over the blocks)"
     return last
 

@@ -35,7 +35,10 @@ def _same(reads: list[BlockRead], what: str, get: Any) -> Any:
     first = get(reads[0])
     for r in reads[1:]:
         if get(r) != first:
-            raise NotExpressible(r.path, f"{what} {get(r)!r} where other blocks have {first!r} is not expressible")
+            raise NotExpressible(
+                r.path,
+                f"{what} {get(r)!r} where other blocks have {first!r} is not expressible",
+            )
     return first
 
 
@@ -48,7 +51,10 @@ def _widths(stages: list[list[BlockRead]]) -> tuple[list[int], dict[str, Any]]:
     firsts = [s[0] for s in stages]
     for r in firsts:
         if r.inner % r.reduced:
-            raise NotExpressible(r.path, f"a first 1x1 of {r.reduced} channels widening to {r.inner} is not expressible")
+            raise NotExpressible(
+                r.path,
+                f"a first 1x1 of {r.reduced} channels widening to {r.inner} is not expressible",
+            )
     reduce_first = _same(firsts, "a first-1x1 reduction", lambda r: r.inner // r.reduced)
     for e in (4, 1, 2, 8, 3, 6, 16):
         if any(r.out_channels % e for r in firsts):
@@ -56,10 +62,20 @@ def _widths(stages: list[list[BlockRead]]) -> tuple[list[int], dict[str, Any]]:
         filters = [r.out_channels // e for r in firsts]
         guess = firsts[0].inner * 64 // (filters[0] * groups) if filters[0] * groups else 0
         for wpg in [guess, *range(1, 4097)]:
-            if 1 <= wpg <= 4096 and all(f * wpg // 64 * groups == r.inner for f, r in zip(filters, firsts, strict=True)):
-                rule = {"expansion": e, "groups": groups, "width_per_group": wpg, "reduce_first": reduce_first}
+            if 1 <= wpg <= 4096 and all(
+                f * wpg // 64 * groups == r.inner for f, r in zip(filters, firsts, strict=True)
+            ):
+                rule = {
+                    "expansion": e,
+                    "groups": groups,
+                    "width_per_group": wpg,
+                    "reduce_first": reduce_first,
+                }
                 return filters, rule
-    raise NotExpressible(firsts[0].path, "bottleneck widths that no (expansion, groups, width_per_group) rule gives are not expressible")
+    raise NotExpressible(
+        firsts[0].path,
+        "bottleneck widths that no (expansion, groups, width_per_group) rule gives are not expressible",
+    )
 
 
 def _se_rule(reads: list[BlockRead]) -> dict[str, Any]:
@@ -69,7 +85,10 @@ def _se_rule(reads: list[BlockRead]) -> dict[str, Any]:
         for divisor in (8, 1, 4, 16, 2, 32):
             if all(max(divisor, int(c * ratio + divisor / 2) // divisor * divisor) == r for c, r in pairs):
                 return {"kind": "se", "ratio": ratio, "divisor": divisor}
-    raise NotExpressible(reads[0].attention.path, "squeeze-and-excitation widths that no ratio and divisor give are not expressible")
+    raise NotExpressible(
+        reads[0].attention.path,
+        "squeeze-and-excitation widths that no ratio and divisor give are not expressible",
+    )
 
 
 def _eca_kernel(channels: int, gamma: int, beta: int) -> int:
@@ -82,7 +101,10 @@ def _eca_rule(reads: list[BlockRead]) -> dict[str, Any]:
     for gamma, beta in [(2, 1), *((g, b) for g in range(1, 17) for b in range(17))]:
         if all(_eca_kernel(c, gamma, beta) == k for c, k in pairs):
             return {"kind": "eca", "gamma": gamma, "beta": beta}
-    raise NotExpressible(reads[0].attention.path, "ECA kernel sizes that no (gamma, beta) rule gives are not expressible")
+    raise NotExpressible(
+        reads[0].attention.path,
+        "ECA kernel sizes that no (gamma, beta) rule gives are not expressible",
+    )
 
 
 def _stride_block(stages: list[list[BlockRead]]) -> str:
@@ -94,7 +116,10 @@ def _stride_block(stages: list[list[BlockRead]]) -> str:
         if strided and len(s) > 1:
             where.add("first" if strided[0] == 0 else "last" if strided[0] == len(s) - 1 else "middle")
     if "middle" in where or len(where) > 1:
-        raise NotExpressible(stages[0][0].path, "strides on different blocks of their stages are not expressible")
+        raise NotExpressible(
+            stages[0][0].path,
+            "strides on different blocks of their stages are not expressible",
+        )
     return where.pop() if where else "first"
 
 
@@ -111,7 +136,10 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
         block.update({k: v for k, v in rule.items() if v != defaults[k]})
         stride_on = {r.stride_on for r in reads if r.stride != 1 and not r.anti_alias}
         if len(stride_on) > 1:
-            raise NotExpressible(reads[0].path, "strides on different convolutions of their blocks are not expressible")
+            raise NotExpressible(
+                reads[0].path,
+                "strides on different convolutions of their blocks are not expressible",
+            )
         block["stride_on"] = stride_on.pop() if stride_on else "conv2"
     else:
         filters = [s[0].out_channels for s in stages]
@@ -144,7 +172,11 @@ def _shortcut(stages: list[list[BlockRead]], reads: list[BlockRead]) -> dict[str
         for r in used:
             extra = r.out_channels - r.in_channels
             if r.shortcut["pads"] != (extra // 2, extra - extra // 2) or r.shortcut["stride"] != r.stride:
-                raise NotExpressible(r.path, f"zero-padding {r.shortcut['pads']} channels is not expressible (pads split evenly, the extra one after)")
+                raise NotExpressible(
+                    r.path,
+                    f"zero-padding {r.shortcut['pads']} channels is not expressible "
+                    "(the spec splits them evenly, an odd one after)",
+                )
         return {"kind": "zero_pad"}
     projections = [r for r in used if r.shortcut["kind"] == "projection"]
     if not projections or kinds - {"projection", "max_pool"}:
@@ -162,20 +194,34 @@ def _shortcut(stages: list[list[BlockRead]], reads: list[BlockRead]) -> dict[str
             out["downsample"] = "avg_pool"
     for r in projections:
         if r.stride == 1 and r.shortcut["kernel_size"] != 1:
-            raise NotExpressible(r.path, "a projection wider than 1x1 where the block does not stride is not expressible")
+            raise NotExpressible(
+                r.path,
+                "a projection wider than 1x1 where the block does not stride is not expressible",
+            )
         if r.shortcut["stride"] != r.stride:
-            raise NotExpressible(r.path, "a projection whose stride differs from its block's is not expressible")
+            raise NotExpressible(
+                r.path,
+                "a projection whose stride differs from its block's is not expressible",
+            )
     same_shape = [r for r in projections if r.in_channels == r.out_channels and r.stride == 1]
     if same_shape:
         firsts = [s[0] for s in stages]
-        if any(r.shortcut["kind"] != "projection" for r in firsts) or any(r not in firsts for r in same_shape):
-            raise NotExpressible(same_shape[0].path, "a projection where the shape does not change is not expressible here")
+        if any(r.shortcut["kind"] != "projection" for r in firsts) or any(
+            r not in firsts for r in same_shape
+        ):
+            raise NotExpressible(
+                same_shape[0].path,
+                "a projection where the shape does not change is not expressible here",
+            )
         out["when"] = "first_block"
     pooled = [r for r in used if r.shortcut["kind"] == "max_pool"]
     if pooled:
         for r in reads:
             only_stride = r.in_channels == r.out_channels and r.stride != 1
             if only_stride != (r.shortcut["kind"] == "max_pool"):
-                raise NotExpressible(r.path, "a max-pool shortcut other than where only the resolution changes is not expressible")
+                raise NotExpressible(
+                    r.path,
+                    "a max-pool shortcut other than where only the resolution changes is not expressible",
+                )
         out["stride_only"] = "max_pool"
     return out

@@ -135,7 +135,10 @@ def _attention(ops: list[TraceOp], x: int, mul: TraceOp) -> Attention:
             if fc.attrs["kernel"] != (1, 1) or not fc.attrs["bias"] or fc.attrs["groups"] != 1:
                 raise NotExpressible(fc.path, "squeeze-and-excitation needs 1x1 convolutions with bias")
             if fc.attrs["standardized"] is not None:
-                raise NotExpressible(fc.path, "a weight-standardized squeeze-and-excitation is not expressible")
+                raise NotExpressible(
+                    fc.path,
+                    "a weight-standardized squeeze-and-excitation is not expressible",
+                )
         if fc2.attrs["out"] != channels:
             raise NotExpressible(fc2.path, "squeeze-and-excitation must restore the channel count")
         return Attention("se", path, channels, reduced=fc1.attrs["out"], ops=gate)

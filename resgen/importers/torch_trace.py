@@ -64,7 +64,7 @@ def trace(model: torch.nn.Module, input_size: tuple[int, int], channels: int) ->
     try:
         try:
             graph = LayerTracer().trace(model)
-        except Exception as error:  # noqa: BLE001 - any tracing failure is the model's construct
+        except Exception as error:
             where = getattr(error, "where", "")
             raise NotExpressible(where, f"forward cannot be traced by torch.fx ({error})") from None
         module = fx.GraphModule(model, graph)
@@ -98,7 +98,7 @@ def _run(module: Any, x: Any) -> dict[Any, Any]:
         with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
             Recorder(module).run(torch.zeros(x.shape, device=x.device))
         return values
-    except Exception:  # noqa: BLE001 - an op fake tensors do not support: run it for real
+    except Exception:
         values.clear()
     with torch.no_grad():
         Recorder(module).run(x)
@@ -146,7 +146,10 @@ class _Builder:
         def visit(arg: Any) -> None:
             if isinstance(arg, fx.Node) and self.is_tensor(arg):
                 if arg not in self.of:
-                    raise NotExpressible(_owner(node)[0], f"a tensor computed by {arg.target} is not expressible")
+                    raise NotExpressible(
+                        _owner(node)[0],
+                        f"a tensor computed by {arg.target} is not expressible",
+                    )
                 found.append(self.of[arg])
             elif isinstance(arg, (list, tuple)):
                 for a in arg:
@@ -159,7 +162,9 @@ class _Builder:
         visit(node.kwargs)
         return found
 
-    def add(self, node: Any, kind: str, path: str, attrs: dict[str, Any], inputs: list[int], module: Any = None) -> None:
+    def add(
+        self, node: Any, kind: str, path: str, attrs: dict[str, Any], inputs: list[int], module: Any = None
+    ) -> None:
         if kind == "identity":
             self.of[node] = inputs[0]
             return
@@ -189,7 +194,10 @@ class _Builder:
                 kind, attrs = layer_op(sub, str(node.target))
                 self.add(node, kind, str(node.target), attrs, self.tensor_inputs(node), sub)
             elif node.op == "get_attr":
-                raise NotExpressible(str(node.target), "a tensor stored in the model and used in forward is not expressible")
+                raise NotExpressible(
+                    str(node.target),
+                    "a tensor stored in the model and used in forward is not expressible",
+                )
             else:
                 self.functional(node)
         return self.ops

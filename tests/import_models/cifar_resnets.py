@@ -40,9 +40,13 @@ class PlainBlock(nn.Module):
         if stride != 1 or cin != cout:
             if option == "A":
                 extra = (cout - cin) // 2
-                self.shortcut = Shortcut(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, extra, extra), "constant", 0))
+                self.shortcut = Shortcut(
+                    lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, extra, extra), "constant", 0)
+                )
             else:
-                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                )
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -119,7 +123,9 @@ class PreActBottleneck(nn.Module):
 
 
 class PreActNet(nn.Module):
-    def __init__(self, block: type[nn.Module], n: int, widths: tuple[int, ...], out: int, classes: int = 10) -> None:
+    def __init__(
+        self, block: type[nn.Module], n: int, widths: tuple[int, ...], out: int, classes: int = 10
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         cin = 16
