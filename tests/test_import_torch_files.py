@@ -87,3 +87,28 @@ def test_round_trip_of_a_rendered_preset(preset: str) -> None:
 @pytest.mark.parametrize("preset", sorted(set(preset_names()) - set(ROUND_TRIP_FAST)))
 def test_round_trip_of_every_preset(preset: str) -> None:
     round_trip(preset)
+
+
+def test_an_activation_the_spec_lacks_is_named_with_its_module() -> None:
+    from resgen.importers.errors import NotExpressible
+
+    model = cifar_resnets.resnet20_b()
+    model.layer2[1].bn1 = torch.nn.Sequential(model.layer2[1].bn1, torch.nn.SiLU())
+    with pytest.raises(NotExpressible) as caught:
+        spec_from_torch(model, name="silu", input_size=(32, 32), source="test")
+    assert str(caught.value) == "layer2.1.bn1.1: SiLU is not expressible"
+
+
+def test_a_concatenation_is_named_with_its_module() -> None:
+    from resgen.importers.errors import NotExpressible
+
+    class Concat(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x: Any) -> Any:
+            return torch.cat([self.conv(x), x], 1)
+
+    with pytest.raises(NotExpressible, match="cat is not expressible"):
+        spec_from_torch(Concat(), name="concat", input_size=(16, 16), source="test")

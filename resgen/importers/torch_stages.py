@@ -154,13 +154,20 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
     has = _same(reads, "channel attention", lambda r: r.attention.kind if r.attention else None)
     if has == "se":
         block["attention"] = _se_rule(reads)
+        notes["block.attention"] = "squeeze-and-excitation at the end of every residual branch"
     elif has == "eca":
         block["attention"] = _eca_rule(reads)
+        notes["block.attention"] = "ECA: a 1-D convolution across the pooled channels"
     rows = []
     for s, f in zip(stages, filters, strict=True):
         stride = next((r.stride for r in s if r.stride != 1), 1)
         rows.append({"blocks": len(s), "filters": f, "stride": stride})
-    return block, rows, _shortcut(stages, reads)
+    shortcut = _shortcut(stages, reads)
+    if shortcut.get("downsample") == "avg_pool":
+        notes["shortcut.downsample"] = "2x2 average pool, then a stride-1 1x1 convolution (timm's avg_down)"
+    if shortcut["kind"] == "zero_pad":
+        notes["shortcut.kind"] = "option A: subsample, zero-pad the new channels (He et al. 2015)"
+    return block, rows, shortcut
 
 
 def _shortcut(stages: list[list[BlockRead]], reads: list[BlockRead]) -> dict[str, Any]:
