@@ -93,6 +93,19 @@ def _torch_paths(reads: list[BlockRead]) -> str:
     )
 
 
+def _summary(data: dict[str, Any]) -> str:
+    """One line for people: blocks per stage, block design, stem."""
+    block, stem = data["block"], data["stem"]
+    kind = ("pre-activation " if block.get("preactivation") else "") + block["kind"]
+    counts = ", ".join(str(s["blocks"]) for s in data["stages"])
+    stem_text = (
+        f"a {stem['kernel_size']}x{stem['kernel_size']} stem convolution"
+        if stem["kind"] == "conv"
+        else f"a deep stem ({', '.join(map(str, stem['widths']))})"
+    )
+    return f"{len(data['stages'])} stages of {kind} blocks ({counts}) after {stem_text}."
+
+
 def spec_from_torch(
     model: torch.nn.Module, *, name: str, input_size: tuple[int, int], source: str
 ) -> ImportedSpec:
@@ -121,5 +134,5 @@ def spec_from_torch(
     if paths != "torchvision":
         data["torch_paths"] = paths
         notes["torch_paths"] = "timm's ResNetV2 module paths (stem.conv, stages.0.blocks.0, head.fc)"
-    header = (f"Imported from {source}: every layer read from the traced model.",)
+    header = (f"Imported from {source}: every layer read from the traced model.", _summary(data))
     return ImportedSpec(data=data, source=source, notes=header, field_notes=notes)
