@@ -14,7 +14,7 @@ from resgen.importers.errors import NotExpressible
 from resgen.importers.result import ImportedSpec
 from resgen.importers.torch_blocks import BlockRead, read_block
 from resgen.importers.torch_ends import read_head, read_stem
-from resgen.importers.torch_settings import network_settings
+from resgen.importers.torch_settings import network_settings, stated_l2
 from resgen.importers.torch_stages import read_stages
 from resgen.importers.torch_structure import Block, Item, Token, tokens
 from resgen.importers.torch_trace import TraceOp, trace
@@ -129,6 +129,9 @@ def spec_from_torch(
         "shortcut": shortcut,
     }
     data.update(network_settings(ops, reads, stem_convs, classifier, notes))
+    l2 = stated_l2(model, notes)
+    if l2:
+        data["regularization"] = {**data.get("regularization", {}), **l2}
     data["head"] = head
     paths = _torch_paths(reads)
     if paths != "torchvision":

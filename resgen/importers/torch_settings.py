@@ -37,17 +37,19 @@ def _norm(ops: list[TraceOp], notes: dict[str, str]) -> dict[str, Any]:
 
 
 def _padding(convs: list[TraceOp]) -> str:
-    tf_same = _uniform(convs, "TensorFlow 'same' padding", lambda op: op.attrs["tf_same"])
-    if tf_same:
-        return "tf_same"
+    """symmetric or tf_same; a 1x1 convolution pads nothing in either."""
+    wide = [op for op in convs if op.attrs["kernel"] != (1, 1)] or convs
+    tf_same = _uniform(wide, "TensorFlow 'same' padding", lambda op: op.attrs["tf_same"])
     for op in convs:
+        if tf_same and (op.attrs["tf_same"] or op.attrs["padding"] == (0, 0)):
+            continue
         k = op.attrs["kernel"]
         if op.attrs["padding"] != (k[0] // 2, k[1] // 2):
             raise NotExpressible(
                 op.path,
                 f"padding {op.attrs['padding']} on a {k[0]}x{k[1]} convolution is not expressible",
             )
-    return "symmetric"
+    return "tf_same" if tf_same else "symmetric"
 
 
 def _conv_bias(ops: list[TraceOp], convs: list[TraceOp]) -> str:
@@ -131,4 +133,22 @@ def network_settings(
     init = _init(reads, classifier, notes)
     if init:
         out["init"] = init
+    return out
+
+
+ROLES = ("stem", "blocks", "shortcuts", "head")
+
+
+def stated_l2(model: Any, notes: dict[str, str]) -> dict[str, float]:
+    """L2 by role, where the model's module states its weight decay as resgen's generated torch files
+    do (``WEIGHT_DECAY = {"stem": 2r, "blocks": ..., "shortcuts": ..., "head": ...}``, torch weight
+    decay 2r for Keras' l2(r)); empty otherwise: weight decay belongs to the optimizer, not the model."""
+    table = getattr(type(model).__init__, "__globals__", {}).get("WEIGHT_DECAY")
+    if not isinstance(table, dict) or set(table) != set(ROLES):
+        return {}
+    if not all(isinstance(v, float) and v >= 0 for v in table.values()):
+        return {}
+    l2 = {role: table[role] / 2 for role in ROLES}
+    out = {"l2": l2["blocks"], **{r: v for r, v in l2.items() if v != l2["blocks"]}}
+    notes["regularization"] = "the model's WEIGHT_DECAY table: torch weight decay 2r is Keras' l2(r)"
     return out
