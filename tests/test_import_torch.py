@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import resgen
+from resgen.generated_module import import_generated
 from resgen.importers.errors import NotExpressible
 from resgen.importers.torch_model import spec_from_torch
-from tests.test_timm_family import compare
+from tests.test_timm_family import random_state
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -73,6 +74,31 @@ def timm_names() -> list[str]:
 
 def imported(model: Any, name: str, size: tuple[int, int] = SIZE) -> dict[str, Any]:
     return spec_from_torch(model, name=name, input_size=size, source=f"test:{name}").data
+
+
+def generated_with(net: resgen.Compiled, state: dict[str, Any]) -> Any:
+    """The generated torch module holding `state` (loaded strictly), built without initializing
+    (on the meta device) where every tensor it holds comes from `state`."""
+    module = import_generated(resgen.render(net, "torch"), f"imported_{net.name}")
+    with torch.device("meta"):
+        ours = module.build_model()
+    ours.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in (*ours.parameters(), *ours.buffers())):  # a buffer not in state dicts
+        ours = module.build_model()
+        ours.load_state_dict(state, strict=True)
+    return ours.eval()
+
+
+def compare(net: resgen.Compiled, model: Any) -> tuple[float, float]:
+    """(max |ours - model|, max |model|) in eval mode at the network's input size, after a strict
+    load of the model's weights (normalization tensors randomized, far from 0 and 1)."""
+    state = random_state(model, seed=1)
+    model.load_state_dict(state)
+    ours = generated_with(net, state)
+    x = torch.randn(2, 3, *net.graph.input_hwc[:2], generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got, want = ours(x), model.eval()(x)
+    return float((got - want).abs().max()), float(want.abs().max())
 
 
 def check_reproduces(model: Any, name: str) -> None:
