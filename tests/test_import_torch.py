@@ -98,6 +98,8 @@ def compare(net: resgen.Compiled, model: Any) -> tuple[float, float]:
     x = torch.randn(2, 3, *net.graph.input_hwc[:2], generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         got, want = ours(x), model.eval()(x)
+        if not torch.isfinite(want).all():  # the deepest nets overflow float32 with these statistics
+            got, want = ours.double()(x.double()), model.double()(x.double())
     return float((got - want).abs().max()), float(want.abs().max())
 
 

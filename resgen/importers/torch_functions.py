@@ -132,6 +132,9 @@ def function_op(
         if dims == (2, 3):
             return "global_pool", {"keepdim": bool(_arg(node, 2, "keepdim", False, value))}
     if target in (F.softmax, torch.softmax) or name == "softmax":
+        dim = _arg(node, 1, "dim", None, value)
+        if dim not in (1, -1) or len(out_shape) != 2:
+            raise NotExpressible(where, f"softmax over dimension {dim} is not expressible")
         return "softmax", {}
     if target is F.dropout or name == "dropout":
         p = float(_arg(node, 1, "p", 0.5, value))

@@ -165,6 +165,8 @@ def layer_op(m: Any, path: str) -> tuple[str, dict[str, Any]]:
     if isinstance(m, (nn.ZeroPad2d, nn.ConstantPad2d)):
         return "pad", {"pads": tuple(int(p) for p in m.padding), "value": float(m.value), "mode": "constant"}
     if isinstance(m, nn.Softmax):
+        if m.dim not in (1, -1):
+            raise NotExpressible(path, f"Softmax over dimension {m.dim} is not expressible")
         return "softmax", {"dim": m.dim}
     if hasattr(m, "drop_prob") and not list(m.parameters()):
         rate = float(m.drop_prob or 0.0)

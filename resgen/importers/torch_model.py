@@ -106,6 +106,18 @@ def _summary(data: dict[str, Any]) -> str:
     return f"{len(data['stages'])} stages of {kind} blocks ({counts}) after {stem_text}."
 
 
+def _check_compiles(data: dict[str, Any]) -> None:
+    """A spec the recogniser assembled but the compiler refuses is a construct the language lacks."""
+    from resgen import api
+    from resgen.errors import SpecErrors
+
+    try:
+        api.compile(data)
+    except SpecErrors as errors:
+        first = str(errors).splitlines()[0].split("error: ", 1)[-1]
+        raise NotExpressible("", f"{first} (the spec language cannot say this)") from None
+
+
 def spec_from_torch(
     model: torch.nn.Module, *, name: str, input_size: tuple[int, int], source: str
 ) -> ImportedSpec:
@@ -137,5 +149,6 @@ def spec_from_torch(
     if paths != "torchvision":
         data["torch_paths"] = paths
         notes["torch_paths"] = "timm's ResNetV2 module paths (stem.conv, stages.0.blocks.0, head.fc)"
+    _check_compiles(data)
     header = (f"Imported from {source}: every layer read from the traced model.", _summary(data))
     return ImportedSpec(data=data, source=source, notes=header, field_notes=notes)

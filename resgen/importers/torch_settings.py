@@ -118,6 +118,16 @@ def network_settings(
 ) -> dict[str, Any]:
     """The norm, conv, padding, conv_bias, regularization and init sections."""
     convs = [*stem_convs, *(c for r in reads for c in (*r.convs, *r.shortcut_convs))]
+    grouped = {r.convs[1].index for r in reads if r.kind == "bottleneck"}
+    for op in convs:
+        if op.attrs["dilation"] != (1, 1):
+            raise NotExpressible(op.path, "a dilated convolution is not expressible here")
+        if op.attrs["stride"][0] != op.attrs["stride"][1]:
+            raise NotExpressible(op.path, "a convolution with unequal strides is not expressible")
+        if op.attrs["groups"] != 1 and op.index not in grouped:
+            raise NotExpressible(
+                op.path, "a grouped convolution other than a bottleneck's 3x3 is not expressible"
+            )
     out: dict[str, Any] = {"norm": _norm(ops, notes)}
     standardized = _uniform(convs, "weight standardization", lambda op: op.attrs["standardized"])
     if standardized is not None:

@@ -127,6 +127,9 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
     """The block section, the stages and the shortcut section."""
     stages = _groups(reads)
     kind = _same(reads, "a block kind", lambda r: r.kind)
+    _same(reads, "pre-activation", lambda r: r.preactivation)
+    for s in stages:
+        _same(s, "a block's output width", lambda r: r.out_channels)
     block: dict[str, Any] = {"kind": kind}
     if preact:
         block["preactivation"] = True
