@@ -160,3 +160,17 @@ def test_a_meta_model_imports_without_computing() -> None:
         model = timm.create_model("resnet50d", pretrained=False)
     data = imported(model, "resnet50d", (224, 224))
     assert resgen.diff(data, "resnet50d").network_changes == ()
+
+
+def test_notes_comment_fields_the_spec_has() -> None:
+    with torch.device("meta"):
+        model = timm.create_model("resnet26t", pretrained=False)
+    result = spec_from_torch(model, name="resnet26t", input_size=(256, 256), source="timm:resnet26t")
+    assert result.source == "timm:resnet26t"
+    assert result.notes[0].startswith("Imported from timm:resnet26t")
+    assert "tiered" in result.field_notes["stem.widths"]
+    assert "avg_down" in result.field_notes["shortcut.downsample"]
+    for dotted in result.field_notes:
+        part: Any = result.data
+        for key in dotted.split("."):
+            part = part[key]  # every note names a field the spec sets
