@@ -59,6 +59,15 @@ def test_cifar_file_imports_and_reproduces(factory: str) -> None:
     assert float((got - want).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
 
 
+@pytest.mark.parametrize(
+    ("factory", "preset"), [("resnet20", "cifar_resnet20"), ("resnet32", "cifar_resnet32")]
+)
+def test_option_a_file_imports_to_the_shipped_cifar_preset(factory: str, preset: str) -> None:
+    model = getattr(cifar_resnets, factory)()
+    data = spec_from_torch(model, name=preset, input_size=(32, 32), source=f"cifar_resnets.py:{factory}").data
+    assert resgen.diff(data, preset).same
+
+
 def round_trip(preset: str) -> None:
     net = resgen.compile(preset)
     height, width, _ = net.graph.input_hwc
