@@ -75,26 +75,23 @@ def read_block(block: Block, preact_items: list[Item], source: str) -> BlockRead
     whose shortcut reads the pre-activated input), and `source` says where the shortcut reads."""
     branch = [*preact_items, *block.branch]
     text = symbols(branch)
-    for (kind, preact), pattern in SHAPES.items():  # noqa: B007 - the shape found is used below
-        if pattern.fullmatch(text):
-            break
-    else:
+    shapes = [shape for shape, pattern in SHAPES.items() if pattern.fullmatch(text)]
+    if not shapes:
         raise NotExpressible(block.path, f"a residual branch of {text_of(branch)} is not expressible")
+    kind, preact = shapes[0]
     ops = _ops(branch)
     convs = [op for op in ops if op.kind == "conv"]
     norms = [op for op in ops if op.kind == "norm"]
-    first_in = branch[0].inputs[0] if isinstance(branch[0], TraceOp) else block.split.index
     read = BlockRead(
         block.path,
         kind,
         preact,
-        block.split.shape[1] if not preact_items else preact_items[0].shape[1],
+        block.split.shape[1],
         block.add.shape[1],
         1,
         convs,
         norms,
     )
-    del first_in
     strides = [op.attrs["stride"][0] for op in convs]
     for op in convs:
         if op.attrs["stride"][0] != op.attrs["stride"][1]:
