@@ -37,6 +37,8 @@ FRAMEWORK_MODULES = frozenset(
         "test_gpu.py",
         "test_import_frameworks.py",
         "test_import_keras.py",
+        "test_import_torch.py",
+        "test_import_torch_files.py",
         "test_keras_target.py",
         "test_keras_weight_files.py",
         "test_mixed_precision.py",
