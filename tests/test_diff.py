@@ -297,4 +297,3 @@ def test_field_changes_order_and_absent_values() -> None:
 def test_output_is_deterministic(fmt: str) -> None:
     first = run("resnet50", "keras_resnet50", "--format", fmt)
     assert run("resnet50", "keras_resnet50", "--format", fmt) == first
-
