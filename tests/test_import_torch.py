@@ -167,7 +167,7 @@ def test_notes_comment_fields_the_spec_has() -> None:
         model = timm.create_model("resnet26t", pretrained=False)
     result = spec_from_torch(model, name="resnet26t", input_size=(256, 256), source="timm:resnet26t")
     assert result.source == "timm:resnet26t"
-    assert result.notes[0].startswith("Imported from timm:resnet26t")
+    assert result.notes[0] == "Every layer read from the traced torch model (torch.fx)."
     assert "tiered" in result.field_notes["stem.widths"]
     assert "avg_down" in result.field_notes["shortcut.downsample"]
     for dotted in result.field_notes:

@@ -13,7 +13,7 @@ def notes(data: dict[str, Any], source: str, model_name: str) -> tuple[str, ...]
     kind += "bottleneck" if block["kind"] == "bottleneck" else "basic-block"
     counts = ", ".join(str(s["blocks"]) for s in stages)
     lines = [
-        f"Imported by resgen import from {source} (Keras model {model_name!r}): the spec of its layer graph.",
+        f"Read from the functional graph of Keras model {model_name!r}.",
         f"A {kind} ResNet, {sum(s['blocks'] for s in stages)} blocks in {len(stages)} stages ({counts}).",
     ]
     where = []

@@ -150,5 +150,5 @@ def spec_from_torch(
         data["torch_paths"] = paths
         notes["torch_paths"] = "timm's ResNetV2 module paths (stem.conv, stages.0.blocks.0, head.fc)"
     _check_compiles(data)
-    header = (f"Imported from {source}: every layer read from the traced model.", _summary(data))
+    header = ("Every layer read from the traced torch model (torch.fx).", _summary(data))
     return ImportedSpec(data=data, source=source, notes=header, field_notes=notes)
