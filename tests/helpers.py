@@ -36,6 +36,18 @@ REGEN = "python tests/regen_golden.py"
 # logits and softmax heads, global and fixed pooling; L2; a network deep enough for Keras' recursion
 # limit (cifar_resnet1202); timm's ResNetV2 module paths, with weight-standardized convolutions (BiT)
 # and with a deep stem and average-pool shortcuts.
+TORCHVISION_RESNETS = (  # torchvision.models' ResNets, each a preset of the same name
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
 GOLDEN_PRESETS = (
     "resnet18",
     "resnet50",

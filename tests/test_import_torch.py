@@ -17,6 +17,7 @@ import resgen
 from resgen.generated_module import import_generated
 from resgen.importers.errors import NotExpressible
 from resgen.importers.torch_model import spec_from_torch
+from tests.helpers import TORCHVISION_RESNETS
 from tests.test_timm_family import random_state
 
 torch = pytest.importorskip("torch")
@@ -25,18 +26,6 @@ torchvision = pytest.importorskip("torchvision")
 
 SIZE = (65, 47)  # small and odd: ceil-mode pools get a partial window, padding reaches the edge
 
-TORCHVISION = [
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "resnext101_64x4d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
-]
 TORCHVISION_FAST = ("resnet18", "resnext50_32x4d", "wide_resnet50_2")
 
 # One model per family of timm's resnet and resnetv2 modules.
@@ -115,7 +104,7 @@ def check_reproduces(model: Any, name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [n if n in TORCHVISION_FAST else pytest.param(n, marks=pytest.mark.slow) for n in TORCHVISION],
+    [n if n in TORCHVISION_FAST else pytest.param(n, marks=pytest.mark.slow) for n in TORCHVISION_RESNETS],
 )
 def test_torchvision_imports_to_the_shipped_preset(name: str) -> None:
     model = torchvision.models.get_model(name, weights=None)

@@ -27,23 +27,17 @@ from resgen.generate import render
 from resgen.generated_module import import_generated
 from resgen.graph import BatchNorm, Conv2d, Dense, Dropout, GroupNorm, Layer, MaxPool, PadMode, PadValue
 from resgen.naming import torch_module, torch_path
-from tests.helpers import assert_ruff_clean, preset_params, randomize_torch_batch_norm, render_in_subprocess
+from tests.helpers import (
+    TORCHVISION_RESNETS,
+    assert_ruff_clean,
+    preset_params,
+    randomize_torch_batch_norm,
+    render_in_subprocess,
+)
 
 torch = pytest.importorskip("torch")
 
 PRESETS = load.preset_names()
-TORCHVISION = [
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "resnext101_64x4d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
-]
 SMALL_SIDE = 64  # ImageNet-sized specs with a global-pool head are checked at 64x64 to keep CPU time low
 # ops written as expressions in forward, not modules (squeeze-and-excitation pools with x.mean)
 FUNCTIONAL = {"input", "add", "flatten", "softmax", "sigmoid", "scale", "global_avg_pool"}
@@ -236,7 +230,7 @@ def torchvision_diff(name: str, side: int = SMALL_SIDE) -> float:
         return float((model(x) - expected).abs().max())
 
 
-@pytest.mark.parametrize("name", preset_params(TORCHVISION))
+@pytest.mark.parametrize("name", preset_params(TORCHVISION_RESNETS))
 def test_torchvision_weights_load_and_outputs_match(name: str) -> None:
     assert torchvision_diff(name) <= 1e-5
 
