@@ -195,6 +195,15 @@ class _HeadBase(_Model):
     output: Literal["logits", "softmax"] = "logits"
     """What the model returns: raw logits (torchvision) or softmax probabilities (keras.applications)."""
 
+    @model_validator(mode="after")
+    def _softmax_over_classes(self) -> _HeadBase:
+        if self.output == "softmax" and self.classes == 1:
+            raise ValueError(
+                "a softmax over one class is always 1: with classes: 1 use output: logits "
+                "(one logit, for a sigmoid), or give classes: 2"
+            )
+        return self
+
 
 class GlobalPoolHead(_HeadBase):
     """Global average pooling, then a classifier: a dense layer, or a 1x1 convolution."""

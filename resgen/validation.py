@@ -36,6 +36,7 @@ _MODEL_ERRORS_AT_FIELD = {
     "drop_path's schedule needs": ("regularization", "drop_path"),
     "weight-standardized convolutions need padding": ("padding",),
     "a conv1x1 classifier returns logits": ("output",),
+    "a softmax over one class is always 1": ("output",),
     **{message: field for field, message in TIMM_RESNETV2_NEEDS.items()},
     **BACKBONE_NEEDS,
     "features lists each tap once": ("features",),

@@ -60,6 +60,8 @@ def spec_data(draw: st.DrawFn, *, max_blocks: int = 2, max_stages: int = 3) -> d
         "classes": draw(st.integers(1, 10)),
         "output": draw(st.sampled_from(["logits", "softmax"])),
     }
+    if head["classes"] == 1:
+        head["output"] = "logits"  # a softmax over one class is refused
     if head_kind == "pool_flatten":
         head["pool_size"] = 1
     return {
@@ -254,6 +256,8 @@ def schema_spec_data(draw: st.DrawFn, *, max_stages: int = 3) -> dict[str, Any]:
             classes=draw(st.integers(1, 5)),
             output="logits" if timm_v2 else _pick(draw, ["logits", "softmax"]),
         )
+        if head["classes"] == 1:
+            head["output"] = "logits"  # a softmax over one class is refused
     if head_kind == "global_pool":
         head["classifier"] = "conv1x1" if timm_v2 else _pick(draw, ["dense", "conv1x1"])
         if head["classifier"] == "conv1x1":

@@ -164,6 +164,12 @@ EXPECTED = [
         "block.anti_alias: anti_alias follows a strided convolution's ReLU; pre-activation blocks lack it",
     ),
     (
+        "softmax_one_class.yaml",
+        ":8:47",
+        "head.output: a softmax over one class is always 1: with classes: 1 use output: logits "
+        "(one logit, for a sigmoid), or give classes: 2",
+    ),
+    (
         "avg_stem_pool_padding.yaml",
         ":4:74",
         "stem.pool.padding: an average pool here has no padding: set padding: 0",
