@@ -74,3 +74,13 @@ def test_kinds_mixed_within_one_stage_are_refused() -> None:
     model.layer2[1] = Bottleneck(48, 12)  # 12 * 4 = 48 channels: the shapes still fit
     with pytest.raises(NotExpressible, match=r"layer2\.1.*a block kind 'bottleneck' where other blocks"):
         spec_from_torch(model, name="mixed_stage", input_size=(65, 47), source="test")
+
+
+def test_the_generated_keras_model_imports_as_the_spec() -> None:
+    from resgen.generated_module import import_generated
+    from resgen.importers.keras_model import spec_from_keras
+
+    model = import_generated(resgen.render(MIXED, "keras"), "stage_blocks_keras").build_model()
+    data = spec_from_keras(model, name="mixed_blocks", input_size=None, source="mixed.py:build_model").data
+    assert [s.get("block") for s in data["stages"]] == [None, None, "bottleneck", None]
+    assert resgen.diff(MIXED, data).same
