@@ -140,8 +140,8 @@ class Stage(_Model):
     stride: int = Field(ge=1, le=4)
     """Downsampling factor of the stage, applied in one block (see block.stride_block)."""
     block: Literal["basic", "bottleneck"] | None = None
-    """This stage's block kind where it differs from block.kind (timm's per-stage block list, as in
-    test_resnet); the other block settings still apply. null: block.kind."""
+    """This stage's block kind where it differs from block.kind (timm's per-stage blocks, as test_resnet);
+    the first stage's is block.kind, and mixed kinds keep the bottleneck-only settings at their defaults."""
 
 
 class _BlockBase(_Model):
