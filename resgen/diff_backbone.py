@@ -11,9 +11,13 @@ from resgen.report import features
 
 def spec_tree(compiled: Compiled) -> dict[str, Any]:
     """The spec's JSON tree as `resgen.diffs` compares it: backbone.features is one value, so adding
-    the stem tap reads as one change, not as every later tap moving by one place."""
+    the stem tap reads as one change, not as every later tap moving by one place; a stage's block kind
+    is there only where the stage names one."""
     tree = compiled.spec.model_dump(mode="json")
     tree["backbone"]["features"] = tuple(tree["backbone"]["features"])
+    for stage in tree["stages"]:  # a stage of block.kind's blocks reads as before stages could differ
+        if stage["block"] is None:
+            del stage["block"]
     return tree
 
 

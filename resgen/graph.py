@@ -299,6 +299,13 @@ class Network:
     dilation_rule: DilationRule = DilationRule.TORCHVISION  # where stages dilate (output_stride)
     frozen_stages: int = 0  # the stem and stages 1..k do not train (mmdet's frozen_stages); 0: none
     norm_eval: bool = False  # every BatchNorm keeps its running statistics in training (mmdet's)
+    stage_blocks: tuple[
+        BlockDesign, ...
+    ] = ()  # each stage's block (the spec's stages[i].block); () all `block`
+
+    def design(self, stage: int) -> BlockDesign:
+        """The block of stage `stage` (1-based)."""
+        return self.stage_blocks[stage - 1] if self.stage_blocks else self.block
 
 
 class LayerGraph:
@@ -381,8 +388,9 @@ class LayerGraph:
     def block_layers(self) -> dict[tuple[int, int], list[Layer]]:
         """The layers of every residual block, keyed by (stage, block), in build order."""
         found: dict[tuple[int, int], list[Layer]] = {}
+        wanted = {(r.stage, r.block) for r in self.blocks}  # a view of one block kind has fewer
         for layer in self:
-            if layer.scope is Scope.STAGE:
+            if layer.scope is Scope.STAGE and (layer.stage, layer.block) in wanted:
                 assert layer.stage is not None and layer.block is not None
                 found.setdefault((layer.stage, layer.block), []).append(layer)
         return found

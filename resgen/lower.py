@@ -94,9 +94,11 @@ def network_of(spec: Spec) -> Network:
             avg_down=sc.downsample == "avg_pool",
             wide=sc.kernel_size == 3,
         )
+    # a stage that names the other kind (stages[i].block) gets that kind's defaults (spec_stages)
+    designs = tuple(design if s.block is None else _other_kind(design) for s in spec.stages)
     stages = tuple(
-        StageRecord(i, s.blocks, s.filters, s.stride, s.filters * blk.expansion)
-        for i, s in enumerate(spec.stages, start=1)
+        StageRecord(i, s.blocks, s.filters, s.stride, s.filters * d.expansion)
+        for i, (s, d) in enumerate(zip(spec.stages, designs, strict=True), start=1)
     )
     return Network(
         name=spec.name,
@@ -123,6 +125,21 @@ def network_of(spec: Spec) -> Network:
         dilation_rule=DilationRule(spec.backbone.dilation),
         frozen_stages=spec.backbone.frozen_stages,
         norm_eval=spec.backbone.norm_eval,
+        stage_blocks=designs if any(d is not design for d in designs) else (),
+    )
+
+
+def _other_kind(design: BlockDesign) -> BlockDesign:
+    """The block of the other kind with the same shared settings, its own at their defaults."""
+    bottleneck = design.kind is BlockKind.BASIC
+    return dataclasses.replace(
+        design,
+        kind=BlockKind.BOTTLENECK if bottleneck else BlockKind.BASIC,
+        expansion=4 if bottleneck else 1,
+        groups=1,
+        width_per_group=64,
+        stride_on="conv2" if bottleneck else "conv1",
+        reduce_first=1,
     )
 
 

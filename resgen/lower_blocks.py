@@ -114,7 +114,7 @@ class Builder:
 
 
 def lower_block(b: Builder, x: str, cin: int, stage: StageRecord, i: int) -> tuple[str, BlockRecord]:
-    design = b.net.block
+    design = b.net.design(stage.index)
     rule = b.net.shortcut
     at: Path = ("stages", stage.index - 1)
     p = f"stage{stage.index}.block{i}"

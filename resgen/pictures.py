@@ -160,7 +160,7 @@ def _unit(layer: Layer) -> str:
 
 def _block_label(compiled: Compiled, record: BlockRecord) -> str:
     """E.g. "layer2.0 bottleneck 256→512 /2 projection" (the torch module path first)."""
-    design = compiled.graph.network.block
+    design = compiled.graph.network.design(record.stage)
     parts = [
         torch_block_path(compiled.graph, record.stage, record.block),
         ("preact " if design.preactivation else "") + str(design.kind),

@@ -37,7 +37,7 @@ def blocks(compiled: Compiled) -> list[dict[str, Any]]:
             record = records[(layer.stage, layer.block)]
             key = record.prefix
             what = ", ".join(
-                [str(graph.network.block.kind)]
+                [str(graph.network.design(layer.stage).kind)]
                 + ([f"stride {record.stride}"] if record.stride > 1 else [])
                 + ([str(record.shortcut).replace("_", " ")] if record.shortcut != "identity" else [])
             )

@@ -48,6 +48,7 @@ from resgen.spec_parts import (
     StemPool,
     WeightStandardizedConv,
 )
+from resgen.spec_stages import stage_kind_problem
 from resgen.spec_training import Init, Regularization
 
 __all__ = [
@@ -138,6 +139,9 @@ class Stage(_Model):
     """Base width of the blocks (torchvision's "planes"); each block outputs filters * expansion channels."""
     stride: int = Field(ge=1, le=4)
     """Downsampling factor of the stage, applied in one block (see block.stride_block)."""
+    block: Literal["basic", "bottleneck"] | None = None
+    """This stage's block kind where it differs from block.kind (timm's per-stage blocks, as test_resnet);
+    the first stage's is block.kind, and mixed kinds keep the bottleneck-only settings at their defaults."""
 
 
 class _BlockBase(_Model):
@@ -307,6 +311,8 @@ class Spec(_Model):
         problem = backbone_problem(self)
         if problem:
             raise ValueError(problem)
+        if (stage_problem := stage_kind_problem(self)) is not None:
+            raise stage_problem
         if self.torch_paths == "timm_resnetv2":
             problem = timm_resnetv2_problem(self)
             if problem:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from resgen.errors import SpecError, SpecErrors
 from resgen.load import Document
 from resgen.spec import BACKBONE_NEEDS, IDENTIFIER, TIMM_RESNETV2_NEEDS, Spec
+from resgen.spec_stages import FieldProblem
 
 _MODEL_ERRORS_AT_FIELD = {
     # model-level rules: which field the message is about
@@ -64,6 +65,9 @@ def _locate(doc: Document, err: Any) -> SpecError:
         return doc.error((*path, "kind") if found else path, f"{what}; expected one of: {expected}")
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
+        problem = err.get("ctx", {}).get("error")
+        if isinstance(problem, FieldProblem):
+            return doc.error(problem.path, message)
         for needle, suffix in _MODEL_ERRORS_AT_FIELD.items():
             if needle in message and suffix[0] not in path[-1:]:
                 path = (*path, *suffix)

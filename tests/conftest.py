@@ -45,6 +45,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_parity.py",
         "test_performance_options.py",
         "test_schema_parity.py",
+        "test_stage_blocks_frameworks.py",
         "test_torch_target.py",
         "test_timm_family.py",
         "test_training_parts.py",

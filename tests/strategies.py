@@ -232,6 +232,14 @@ def schema_spec_data(draw: st.DrawFn, *, max_stages: int = 3) -> dict[str, Any]:
         shortcut = {"kind": "zero_pad"}
         for stage in stages:  # option A pads channels: they never shrink
             stage["filters"] = max(stage["filters"], stem_width)
+    if n_stages > 1 and draw(st.integers(0, 3)) == 0:  # stages[i].block: later stages of the other kind
+        other = "basic" if kind == "bottleneck" else "bottleneck"
+        for stage in stages[1:]:
+            if draw(st.booleans()):
+                stage["block"] = other
+        if kind == "bottleneck":  # a network that mixes kinds keeps the bottleneck-only defaults
+            for key in ("expansion", "groups", "width_per_group", "reduce_first", "stride_on"):
+                block.pop(key)
 
     conv: dict[str, Any] = (
         {"kind": "weight_standardized", "epsilon": _pick(draw, [1e-6, 1e-8])}

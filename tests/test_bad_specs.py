@@ -398,6 +398,29 @@ EXPECTED = [
         ":3:14",
         "description: invisible format character '\\u200b' is not allowed in a value",
     ),
+    # stages[i].block: a stage's own block kind (timm's per-stage block classes)
+    (
+        "stage_block_bottleneck_setting.yaml",
+        ":5:35",
+        "block.groups: applies only to bottleneck blocks, and stages[1] has basic blocks; a network that "
+        "mixes kinds keeps 1 (timm's BasicBlock takes no such setting)",
+    ),
+    (
+        "stage_block_same_kind.yaml",
+        ":8:48",
+        "stages[1].block: 'basic' is already block.kind; remove it (name only the other kind)",
+    ),
+    (
+        "stage_block_first_stage.yaml",
+        ":7:48",
+        "stages[0].block: the first stage's blocks are block.kind's: set block.kind: bottleneck, and "
+        "block: basic on the later stages that differ",
+    ),
+    (
+        "stage_block_unknown_kind.yaml",
+        ":8:48",
+        "stages[1].block: Input should be 'basic' or 'bottleneck' (got 'resnext')",
+    ),
 ]
 
 

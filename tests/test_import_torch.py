@@ -47,7 +47,6 @@ NOT_EXPRESSIBLE = {
     "ecaresnet101d_pruned": ("layer1.1", "a block width"),
     "resnetv2_50d_evos": ("stem.norm1", "EvoNorm2dS0 is not expressible"),
     "resnetv2_50d_frn": ("stem.norm1", "FilterResponseNormTlu2d is not expressible"),
-    "test_resnet": ("layer3.0", "a block kind 'bottleneck' where other blocks have 'basic'"),
 }
 
 

@@ -10,6 +10,8 @@ instead of rendering wrong.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -111,6 +113,30 @@ def dilation_text(layer: Layer, params: BlockParameters) -> str:
     return dict(params.dilations).get(layer.dilation, "1") if layer.dilation is not None else "1"
 
 
+def kind_views(graph: LayerGraph) -> list[LayerGraph]:
+    """One view of the graph per block kind, in stage order: the network with that kind's block
+    design and only the blocks of the stages that use it (stages[i].block). A network of one kind
+    is its own only view. Every backend writes one block definition per view."""
+    net = graph.network
+    if not net.stage_blocks:
+        return [graph]
+    views = []
+    for design in dict.fromkeys(net.stage_blocks):
+        stages = {s.index for s in net.stages if net.design(s.index) == design}
+        view = copy.copy(graph)
+        view.network = dataclasses.replace(
+            net, block=design, blocks=tuple(r for r in net.blocks if r.stage in stages)
+        )
+        views.append(view)
+    return views
+
+
+def stage_kinds(graph: LayerGraph) -> list[int]:
+    """The index in `kind_views` of the view each stage's blocks belong to, in stage order."""
+    designs = [v.network.block for v in kind_views(graph)]
+    return [designs.index(graph.network.design(s.index)) for s in graph.network.stages]
+
+
 def is_shortcut(layer: Layer) -> bool:
     return layer.role.startswith("shortcut_")
 
@@ -134,7 +160,7 @@ def anti_alias_site(graph: LayerGraph) -> AntiAliasSite | None:
     """The network's anti-aliasing pools, checked: exactly one in each strided block, the design's
     pool for that block's width and stride, always after the same layer. None without any."""
     design = graph.network.block.anti_alias
-    pools = [x for x in graph if x.role == "aa"]
+    pools = [x for ls in graph.block_layers().values() for x in ls if x.role == "aa"]
     if design is None or not pools:
         if pools:
             raise CodegenError("anti-aliasing pools in a network without anti-aliasing")

@@ -82,7 +82,8 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     def block_site(prefix: str, params: blocks.BlockParameters) -> BlockSite:
         return BlockSite(graph, analysis, 4, prefix=prefix, params=params)
 
-    block = keras3_blocks.block_view(graph, HANDLERS, block_site)
+    views = blocks.kind_views(graph)  # one block function per block kind (stages[i].block)
+    functions = [keras3_blocks.block_view(view, HANDLERS, block_site) for view in views]
     height, width, channels = graph.input_hwc
     depth = graph.depth()
     deep = depth > DEEP_LAYERS
@@ -107,7 +108,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         **_build_model_view(graph),
         "sections": [
             *(["keras/std_conv.py.j2"] if net.weight_standardization is not None else []),
-            *(["keras/zero_pad_shortcut.py.j2"] if block["uses_zero_pad"] else []),
+            *(["keras/zero_pad_shortcut.py.j2"] if any(f["uses_zero_pad"] for f in functions) else []),
             *(
                 ["keras/neg_inf_padding.py.j2"]
                 if any(pads_with_neg_inf(x.op) for x in graph.of_kind("max_pool"))
@@ -118,9 +119,9 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         ],
         "init_helpers": helper_lines(graph),
         "drop_path": keras3_blocks.drop_path_lines(graph),
-        "block": block,
+        "blocks": functions,
         "stem": stem,
-        "stages": keras3_backbone.tapped_stages(graph, keras3_blocks.stage_views(graph, block)),
+        "stages": keras3_backbone.tapped_stages(graph, keras3_blocks.stage_views(graph, views, functions)),
         "model_return": keras3_freeze.model_return(graph, keras3_backbone.outputs(graph), literal(net.name)),
         "head": head,
         "std_conv": {}

@@ -209,13 +209,18 @@ def _suffix(graph: LayerGraph, layer: Layer) -> str:
     return keras_name(graph, layer.name).removeprefix(prefix)
 
 
-def stage_views(graph: LayerGraph, block: dict[str, Any]) -> list[dict[str, Any]]:
-    """One comment and the block calls of every stage; runs of equal calls become a loop."""
+def stage_views(
+    graph: LayerGraph, kinds: list[LayerGraph], functions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One comment and the block calls of every stage; runs of equal calls become a loop. `kinds` are
+    the graph's views by block kind (`resgen.backends.blocks.kind_views`), `functions` their block
+    functions."""
     by_block = graph.block_layers()
-    names = {p.split(":")[0] for p in block["params"]}
-    params = blocks.parameters(graph)
     views = []
-    for stage in graph.network.stages:
+    for stage, kind in zip(graph.network.stages, blocks.stage_kinds(graph), strict=True):
+        block = functions[kind]
+        names = {p.split(":")[0] for p in block["params"]}
+        params = blocks.parameters(kinds[kind])
         records = [r for r in graph.blocks if r.stage == stage.index]
         first = block_name(graph, by_block[(stage.index, records[0].block)])
         prefix = first.removesuffix(str(records[0].block))

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from resgen.backends import (
+    blocks,
     pytorch_backbone,
     pytorch_blocks,
     pytorch_freeze,
@@ -120,8 +121,11 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
     seen: set[str] = set()
     stem_init, stem_forward = _top_level(Scope.STEM, ctx, seen)
     head_init, head_forward = _top_level(Scope.HEAD, ctx, seen)
-    block = pytorch_blocks.block_view(graph, shared_bias)
-    stages = pytorch_stages.stages_view(graph, block["name"], shared_bias)
+    views = blocks.kind_views(graph)
+    classes = [pytorch_blocks.block_view(view, shared_bias) for view in views]
+    owners = [(view, block["name"]) for view, block in zip(views, classes, strict=True)]
+    stage_classes = [classes[i]["name"] for i in blocks.stage_kinds(graph)]
+    stages = pytorch_stages.stages_view(graph, stage_classes, shared_bias)
     return {
         "module_doc": pytorch_helpers.module_doc(graph, analysis),
         "bn": pytorch_helpers.bn_view(graph),
@@ -135,13 +139,12 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
         "stdlib_imports": pytorch_helpers.stdlib_imports(graph),
         "tail_sections": ["torch/param_groups.py.j2"] if graph.network.l2.any else [],
         **pytorch_helpers.conv_helpers_view(graph, ctx.conv_class, shared_bias),
-        "block": block,
+        "blocks": classes,
         "model": {
             "name": MODEL_CLASS,
             "docstring": docstring(
                 [
-                    f"{net.name}: {plural(len(net.stages), 'stage')} of {block['name']} blocks "
-                    f"({', '.join(str(s.blocks) for s in net.stages)}).",
+                    _model_summary(graph, stage_classes),
                 ],
                 4,
             ),
@@ -152,7 +155,7 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             "stem_forward": [*pytorch_backbone.forward_setup(graph), *stem_forward],
             "head_init": [*head_init, *pytorch_backbone.feature_info(graph, analysis)],
             "init_weights": [
-                *pytorch_helpers.init_lines(graph, block["name"]),
+                *pytorch_helpers.init_lines(graph, owners),
                 *pytorch_freeze.init_lines(graph),
             ],
             "head_forward": pytorch_backbone.head_forward(graph, head_forward),
@@ -181,9 +184,22 @@ def view_model(graph: LayerGraph, analysis: Analysis) -> dict[str, Any]:
             ],
             4,
         ),
-        "fuse": pytorch_fuse.fuse_view(graph, block["name"], MODEL_CLASS),
+        "fuse": pytorch_fuse.fuse_view(graph, owners, MODEL_CLASS),
         **_build_model_view(graph),
     }
+
+
+def _model_summary(graph: LayerGraph, stage_classes: list[str]) -> str:
+    """The model class's first docstring line: its stages, their block classes and block counts."""
+    net = graph.network
+    counts = [s.blocks for s in net.stages]
+    if len(set(stage_classes)) == 1:
+        return (
+            f"{net.name}: {plural(len(net.stages), 'stage')} of {stage_classes[0]} blocks "
+            f"({', '.join(str(n) for n in counts)})."
+        )
+    runs = ", ".join(f"{n} {name}" for n, name in zip(counts, stage_classes, strict=True))
+    return f"{net.name}: {plural(len(net.stages), 'stage')}, each of its own block class ({runs})."
 
 
 def _build_model_view(graph: LayerGraph) -> dict[str, Any]:

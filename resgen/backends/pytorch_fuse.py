@@ -27,6 +27,7 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
     model_pairs: list[tuple[str, str]] = []
     block_pairs: list[tuple[str, str]] = []
     held: dict[tuple[int | None, int | None], set[tuple[str, str]]] = {}
+    keys = set(graph.block_layers())  # a view of one block kind holds only its blocks
     for bn in graph.of_kind("batch_norm"):
         (source,) = graph.inputs(bn.name)
         conv = graph[source]
@@ -38,6 +39,8 @@ def _conv_bn_pairs(graph: LayerGraph) -> tuple[list[tuple[str, str]], list[tuple
         where = (bn.stage, bn.block)
         if bn.stage is None or (conv.stage, conv.block) != where:
             model_pairs.append(pair)
+            continue
+        if where not in keys:
             continue
         pair = (torch_path_in_block(graph, conv.name), torch_path_in_block(graph, bn.name))
         held.setdefault(where, set()).add(pair)
@@ -61,12 +64,16 @@ def _string(path: str) -> str:
     return literal(path)
 
 
-def fuse_view(graph: LayerGraph, block_class: str, model_class: str) -> dict[str, Any]:
-    """The ``CONV_BN_PAIRS`` table that ``fuse_batchnorm`` folds, by owning class."""
-    model_pairs, block_pairs = _conv_bn_pairs(graph)
+def fuse_view(
+    graph: LayerGraph, block_classes: list[tuple[LayerGraph, str]], model_class: str
+) -> dict[str, Any]:
+    """The ``CONV_BN_PAIRS`` table that ``fuse_batchnorm`` folds, by owning class: the model, then
+    each block class with the view of the graph (`resgen.backends.blocks.kind_views`) it is written from."""
+    model_pairs = _conv_bn_pairs(graph)[0]
+    tables = [(model_class, model_pairs), *((name, _conv_bn_pairs(view)[1]) for view, name in block_classes)]
     owners = [
         {"name": owner, "pairs": [(_string(conv), _string(bn)) for conv, bn in pairs]}
-        for owner, pairs in ((model_class, model_pairs), (block_class, block_pairs))
+        for owner, pairs in tables
         if pairs
     ]
     head = "CONV_BN_PAIRS: dict[type[nn.Module], list[tuple[str, str]]] = {"

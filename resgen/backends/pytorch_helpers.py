@@ -232,7 +232,7 @@ WORDS = {
 }
 
 
-def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
+def init_lines(graph: LayerGraph, owners: list[tuple[LayerGraph, str]]) -> list[str]:
     """The initialization loop at the end of ``ResNet.__init__``, as torchvision writes it: statements
     only where the spec's distribution is not torch's default (uniform with the fan-in)."""
     init = graph.network.init
@@ -276,7 +276,7 @@ def init_lines(graph: LayerGraph, block_class: str) -> list[str]:
     for i, (statements, classes) in enumerate(branches.items()):
         test = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
         lines += [f"    {'if' if i == 0 else 'elif'} isinstance(m, {test}):", *indented(statements, 2)]
-    return lines + _conv_classifier_lines(graph) + _zero_init_lines(graph, block_class)
+    return lines + _conv_classifier_lines(graph) + _zero_init_lines(graph, owners)
 
 
 def _conv_classifier_lines(graph: LayerGraph) -> list[str]:
@@ -297,14 +297,27 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _zero_init_lines(graph: LayerGraph, block_class: str) -> list[str]:
-    zeroed = {(x.role, x.kind) for x in graph if x.zero_init}
-    if not zeroed:
+def _zero_init_lines(graph: LayerGraph, owners: list[tuple[LayerGraph, str]]) -> list[str]:
+    """zero_init_last: the layer each block class zeroes (one test per class where kinds mix)."""
+    if not any(x.zero_init for x in graph):
         return []
-    if len(zeroed) != 1 or any(x.scope is not Scope.STAGE for x in graph if x.zero_init):
-        raise CodegenError(f"zero_init_last marks layers of different roles: {sorted(zeroed)}")
-    ((role, kind),) = zeroed
-    what = "convolution" if kind == "conv2d" else "normalization"
+    if any(x.scope is not Scope.STAGE for x in graph if x.zero_init):
+        raise CodegenError("zero_init_last marks layers outside the residual blocks")
+    tests: list[str] = []
+    kinds = set()
+    for view, block_class in owners:
+        zeroed = {(x.role, x.kind) for ls in view.block_layers().values() for x in ls if x.zero_init}
+        if len(zeroed) != 1:
+            raise CodegenError(f"zero_init_last marks layers of different roles: {sorted(zeroed)}")
+        ((role, kind),) = zeroed
+        kinds.add(kind)
+        tests += [
+            f"    {'elif' if tests else 'if'} isinstance(m, {block_class}):",
+            f"        nn.init.zeros_(m.{role}.weight)",
+        ]
+    if len(kinds) != 1:
+        raise CodegenError(f"zero_init_last zeroes layers of different kinds: {sorted(kinds)}")
+    what = "convolution" if kinds.pop() == "conv2d" else "normalization"
     return [
         *comment(
             f"zero_init_last (timm's default; torchvision's zero_init_residual): the last {what} of every "
@@ -312,8 +325,7 @@ def _zero_init_lines(graph: LayerGraph, block_class: str) -> list[str]:
             8,
         ),
         "for m in self.modules():",
-        f"    if isinstance(m, {block_class}):",
-        f"        nn.init.zeros_(m.{role}.weight)",
+        *tests,
     ]
 
 

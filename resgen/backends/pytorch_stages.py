@@ -18,14 +18,17 @@ from resgen.graph import DilationDim, DilationRule, LayerGraph, ShortcutKind, Sh
 from resgen.naming import torch_shortcut_place, torch_stage_blocks, torch_stage_path
 
 
-def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -> dict[str, Any]:
-    """``self.layerN`` lines, ``_make_layer`` and ``_shortcut``: the network's stride and shortcut rules."""
+def stages_view(graph: LayerGraph, stage_classes: list[str], shared_bias: bool | None) -> dict[str, Any]:
+    """``self.layerN`` lines, ``_make_layer`` and ``_shortcut``: the network's stride and shortcut rules.
+    `stage_classes` names each stage's block class; where they differ, ``_make_layer`` takes it."""
     net = graph.network
     dilation = _dilation(graph)
+    mixed = len(set(stage_classes)) > 1
+    block_class = "block_class" if mixed else stage_classes[0]
     make_calls = [
-        f"self._make_layer({s.planes}, {s.blocks}, stride={s.stride}"
+        f"self._make_layer({f'{name}, ' if mixed else ''}{s.planes}, {s.blocks}, stride={s.stride}"
         + (f", dilation={s.dilation})" if s.dilation != 1 else ")")
-        for s in net.stages
+        for s, name in zip(net.stages, stage_classes, strict=True)
     ]
     paths = [torch_stage_path(graph, s.index) for s in net.stages]
     container = {p.partition(".")[0] for p in paths if "." in p}
@@ -55,7 +58,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     if last and dilation.params:
         raise CodegenError("dilated stages need the stride on a stage's first block")
     if last:
-        make_doc = "One stage of `blocks` blocks; the last one carries the stride."
+        make_doc = f"One stage of `blocks` {_of(mixed)}; the last one carries the stride."
         shortcut_args = ["out_planes", "block_stride", *(["first=index == 0"] if first_block else [])]
         make = [
             f"out_planes = planes * {block_class}.expansion",
@@ -71,7 +74,7 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
         ]
     else:
         # the first block carries the stride; the others keep the shape, so their shortcut is the identity
-        make_doc = "One stage of `blocks` blocks; the first one carries the stride."
+        make_doc = f"One stage of `blocks` {_of(mixed)}; the first one carries the stride."
         pooled = ShortcutKind.DILATED_POOLED_PROJECTION in {r.shortcut for r in graph.blocks}
         shortcut_call = (
             "self._shortcut(out_planes, stride, dilation)" if pooled else "self._shortcut(out_planes, stride)"
@@ -167,7 +170,9 @@ def stages_view(graph: LayerGraph, block_class: str, shared_bias: bool | None) -
     return {
         **drop,
         "stage_setup": [*dilation.setup, *drop["stage_setup"]],
-        "make_signature": call_lines("def _make_layer", make_params(dilation), 4, " -> nn.Sequential:"),
+        "make_signature": call_lines(
+            "def _make_layer", make_params(dilation, stage_classes), 4, " -> nn.Sequential:"
+        ),
         "stages": stages,
         "stage_forward": forward,
         "make_doc": docstring([make_doc, *dilation.doc], 8),
@@ -214,9 +219,16 @@ class Dilation:
     doc: list[str]  # docstring lines of _make_layer, after its summary
 
 
-def make_params(dilation: Dilation) -> list[str]:
-    params = ["self", "planes: int", "blocks: int", "stride: int = 1"]
+def make_params(dilation: Dilation, stage_classes: list[str]) -> list[str]:
+    classes = list(dict.fromkeys(stage_classes))
+    taken = [f"block_class: type[{' | '.join(classes)}]"] if len(classes) > 1 else []
+    params = ["self", *taken, "planes: int", "blocks: int", "stride: int = 1"]
     return params + (["dilation: int = 1"] if dilation.params else [])
+
+
+def _of(mixed: bool) -> str:
+    """What a stage's blocks are, as _make_layer's docstring says it."""
+    return "blocks of `block_class` (timm's per-stage block classes)" if mixed else "blocks"
 
 
 def _dilation(graph: LayerGraph) -> Dilation:

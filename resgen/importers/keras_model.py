@@ -43,9 +43,11 @@ def spec_from_keras(
     head_data, classifier = head(parts.head)
     facts = [read_block(b, parts.preactivation) for b in parts.blocks]
     rows, stride_block, groups = stages(facts)
-    block, filters = block_section(facts, groups, parts.preactivation, stride_block)
-    for row, f in zip(rows, filters, strict=True):
+    block, filters, kinds = block_section(facts, groups, parts.preactivation, stride_block)
+    for row, f, kind in zip(rows, filters, kinds, strict=True):
         row["filters"] = f
+        if kind is not None:  # a stage of the other block kind (stages[i].block)
+            row["block"] = kind
     shortcut = _shortcut_section(facts)
     block_attention = attention(facts)
     if block_attention is not None:

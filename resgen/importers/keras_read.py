@@ -13,13 +13,42 @@ from resgen.importers.keras_graph import Graph, Node
 EXPANSIONS = (4, 1, 2, 8, 3, 6, 16, 5, 7, 10, 12)
 
 
+# What a network that mixes block kinds keeps of the bottleneck settings (resgen.spec_stages).
+_MIXED_BOTTLENECK = {"expansion": 4, "groups": 1, "width_per_group": 64, "stride_on": "conv2"}
+
+
 def block_section(
     facts: list[Any], groups: list[list[Any]], preactivation: bool, stride_block: str
+) -> tuple[dict[str, Any], list[int], list[str | None]]:
+    """The block section, each stage's filters, and each stage's block kind where it is not the first
+    stage's (stages[i].block)."""
+    kinds = []
+    for group in groups:
+        if len({f.bottleneck for f in group}) != 1:
+            raise NotExpressible(group[0].block.add.name, "basic and bottleneck blocks in one stage")
+        kinds.append("bottleneck" if group[0].bottleneck else "basic")
+    if len(set(kinds)) == 1:
+        block, filters = _one_kind(facts, groups, preactivation, stride_block)
+        return block, filters, [None] * len(groups)
+    parts = {}
+    for kind in ("basic", "bottleneck"):
+        mine = [g for g, k in zip(groups, kinds, strict=True) if k == kind]
+        parts[kind] = _one_kind([f for g in mine for f in g], mine, preactivation, stride_block)
+    settings = parts["bottleneck"][0]
+    for key, value in _MIXED_BOTTLENECK.items():
+        if settings[key] != value or "reduce_first" in settings:
+            raise NotExpressible(
+                groups[kinds.index("bottleneck")][0].block.add.name,
+                "bottleneck blocks with their own width or stride rule among basic ones",
+            )
+    filters = [parts[k][1].pop(0) for k in kinds]
+    return parts[kinds[0]][0], filters, [k if k != kinds[0] else None for k in kinds]
+
+
+def _one_kind(
+    facts: list[Any], groups: list[list[Any]], preactivation: bool, stride_block: str
 ) -> tuple[dict[str, Any], list[int]]:
-    """The block section and each stage's filters."""
-    kinds = {f.bottleneck for f in facts}
-    if len(kinds) != 1:
-        raise NotExpressible(facts[0].block.add.name, "basic and bottleneck blocks in one network")
+    """The block section and each stage's filters of blocks of one kind."""
     block: dict[str, Any] = {"kind": "bottleneck" if facts[0].bottleneck else "basic"}
     if preactivation:
         block["preactivation"] = True

@@ -96,7 +96,10 @@ def _torch_paths(reads: list[BlockRead]) -> str:
 def _summary(data: dict[str, Any]) -> str:
     """One line for people: blocks per stage, block design, stem."""
     block, stem = data["block"], data["stem"]
-    kind = ("pre-activation " if block.get("preactivation") else "") + block["kind"]
+    mixed = any("block" in s for s in data["stages"])
+    kind = ("pre-activation " if block.get("preactivation") else "") + (
+        "basic and bottleneck" if mixed else block["kind"]
+    )
     counts = ", ".join(str(s["blocks"]) for s in data["stages"])
     stem_text = (
         f"a {stem['kernel_size']}x{stem['kernel_size']} stem convolution"

@@ -126,26 +126,40 @@ def _stride_block(stages: list[list[BlockRead]]) -> str:
 def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> tuple[dict, list, dict]:
     """The block section, the stages and the shortcut section."""
     stages = _groups(reads)
-    kind = _same(reads, "a block kind", lambda r: r.kind)
+    # one kind per stage (timm's per-stage block classes); the first stage's is block.kind
+    kinds = [_same(s, "a block kind", lambda r: r.kind) for s in stages]
+    kind = kinds[0]
     _same(reads, "pre-activation", lambda r: r.preactivation)
     for s in stages:
         _same(s, "a block's output width", lambda r: r.out_channels)
     block: dict[str, Any] = {"kind": kind}
     if preact:
         block["preactivation"] = True
-    if kind == "bottleneck":
-        filters, rule = _widths(stages)
+    bottlenecks = [s for s, k in zip(stages, kinds, strict=True) if k == "bottleneck"]
+    widths: list[int] = []
+    if bottlenecks:
+        widths, rule = _widths(bottlenecks)
         defaults = {"expansion": 4, "groups": 1, "width_per_group": 64, "reduce_first": 1}
-        block.update({k: v for k, v in rule.items() if v != defaults[k]})
-        stride_on = {r.stride_on for r in reads if r.stride != 1 and not r.anti_alias}
+        changed = {k: v for k, v in rule.items() if v != defaults[k]}
+        strided = [r for s in bottlenecks for r in s if r.stride != 1 and not r.anti_alias]
+        stride_on = {r.stride_on for r in strided}
         if len(stride_on) > 1:
             raise NotExpressible(
                 reads[0].path,
                 "strides on different convolutions of their blocks are not expressible",
             )
-        block["stride_on"] = stride_on.pop() if stride_on else "conv2"
-    else:
-        filters = [s[0].out_channels for s in stages]
+        on = stride_on.pop() if stride_on else "conv2"
+        if kind == "bottleneck":
+            block.update(changed)
+            block["stride_on"] = on
+        elif changed or on != "conv2":
+            raise NotExpressible(
+                bottlenecks[0][0].path,
+                "bottleneck blocks with their own width or stride rule among basic ones are not expressible",
+            )
+    filters = [
+        widths.pop(0) if k == "bottleneck" else s[0].out_channels for s, k in zip(stages, kinds, strict=True)
+    ]
     stride_block = _stride_block(stages)
     if stride_block != "first":
         block["stride_block"] = stride_block
@@ -162,9 +176,9 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
         block["attention"] = _eca_rule(reads)
         notes["block.attention"] = "ECA: a 1-D convolution across the pooled channels"
     rows = []
-    for s, f in zip(stages, filters, strict=True):
+    for s, f, k in zip(stages, filters, kinds, strict=True):
         stride = next((r.stride for r in s if r.stride != 1), 1)
-        rows.append({"blocks": len(s), "filters": f, "stride": stride})
+        rows.append({"blocks": len(s), "filters": f, "stride": stride, **({"block": k} if k != kind else {})})
     shortcut = _shortcut(stages, reads)
     if shortcut.get("downsample") == "avg_pool":
         notes["shortcut.downsample"] = "2x2 average pool, then a stride-1 1x1 convolution (timm's avg_down)"
