@@ -127,6 +127,11 @@ def spec_from_torch(
     toks = tokens(ops)
     stem_tokens, reads, head_tokens, preact = _split(toks)
     notes: dict[str, str] = {}
+    if not head_tokens:
+        raise NotExpressible(
+            reads[-1].path,
+            "a model returning its last stage's feature map (no pooling, no classifier) is not expressible",
+        )
     stem, stem_convs = read_stem(stem_tokens, notes)
     head, classifier = read_head(head_tokens, notes)
     block, stages, shortcut = read_stages(reads, preact, notes)
