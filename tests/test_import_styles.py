@@ -41,7 +41,9 @@ def test_torch_style_imports_and_reproduces(factory: str) -> None:
     torch.manual_seed(0)
     model = getattr(torch_styles, factory)()
     randomize(model, 1)
-    data = spec_from_torch(model, name="styled", input_size=(32, 32), source=f"torch_styles.py:{factory}").data
+    data = spec_from_torch(
+        model, name="styled", input_size=(32, 32), source=f"torch_styles.py:{factory}"
+    ).data
     ours = generated_copy(model, data).eval()
     x = torch.randn(2, _channels(model), 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

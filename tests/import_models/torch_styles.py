@@ -69,9 +69,7 @@ class Basic(nn.Module):
         self.act = act()  # one module, used twice
         self.downsample: nn.Module | None = None
         if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=shortcut_bias), norm(cout)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=shortcut_bias), norm(cout))
         elif identity == "module":
             self.downsample = nn.Identity()
 
