@@ -92,3 +92,75 @@ def test_a_factory_or_class_with_defaulted_arguments_imports_from_the_cli(name: 
 def test_a_refused_style_exits_2_in_one_line_from_the_cli(tmp_path: Path) -> None:
     lines = assert_clean_failure(cli("import", f"{STYLES}:relu6", "-o", str(tmp_path / "s.yaml")))
     assert len(lines) == 1 and "layer1.0.act: ReLU6 is not expressible" in lines[0]
+
+
+# --- Keras ------------------------------------------------------------------------------------------
+
+
+def _keras_styles() -> Any:
+    pytest.importorskip("keras")
+    from tests.import_models import keras_styles
+
+    return keras_styles
+
+
+KERAS_IMPORTS = (
+    "applications_style",
+    "add_function",
+    "relu_layer",
+    "relu_ops",
+    "flatten_head",
+    "grayscale_5_classes",
+    "with_defaults",
+)
+
+
+@pytest.mark.parametrize("builder", KERAS_IMPORTS)
+def test_keras_style_imports_and_reproduces(builder: str) -> None:
+    """Weights copied in order into the model generated from the imported spec give the same outputs."""
+    import keras
+    import numpy as np
+
+    from resgen import api
+    from resgen.generated_module import import_generated
+    from resgen.importers.keras_model import spec_from_keras
+    from tests.helpers import randomize_keras_batch_norm
+
+    styles = _keras_styles()
+    assert builder in styles.IMPORTS
+    rng = np.random.default_rng(3)
+    model = getattr(styles, builder)()
+    randomize_keras_batch_norm(model, rng)
+    data = spec_from_keras(model, name="styled", input_size=None, source=f"keras_styles.py:{builder}").data
+    ours = import_generated(api.render(data, "keras"), "styled").build_model()
+    assert len(ours.weights) == len(model.weights)
+    for mine, theirs in zip(ours.weights, model.weights, strict=True):
+        mine.assign(theirs.numpy())
+    x = rng.normal(0.0, 1.0, (2, *styles.INPUT_SIZE, model.input.shape[-1])).astype("float32")
+    want = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(ours(x, training=False))
+    assert float(np.abs(got - want).max()) <= 1e-5 * max(1.0, float(np.abs(want).max()))
+
+
+def test_a_keras_sequential_inside_a_functional_model_reads_as_its_layers() -> None:
+    """A residual branch held in a keras.Sequential: the same network as the branch written out."""
+    import resgen
+    from resgen.importers.keras_model import spec_from_keras
+
+    styles = _keras_styles()
+    nested = spec_from_keras(styles.sequential_branch(), name="styled", input_size=None, source="t").data
+    plain = spec_from_keras(styles.build(relu="layer"), name="styled", input_size=None, source="t").data
+    d = resgen.diff(nested, plain)
+    assert d.same, [c.where for c in d.network_changes]
+
+
+@pytest.mark.parametrize("builder", ["conv_activation"])
+def test_keras_style_is_refused_naming_layer_and_construct(builder: str) -> None:
+    from resgen.importers.keras_model import spec_from_keras
+
+    styles = _keras_styles()
+    layer, words = styles.REFUSED[builder]
+    with pytest.raises(NotExpressible) as caught:
+        spec_from_keras(getattr(styles, builder)(), name="styled", input_size=None, source="t")
+    text = str(caught.value)
+    assert text.startswith(layer) and words in text and "\n" not in text
