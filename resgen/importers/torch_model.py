@@ -106,16 +106,26 @@ def _summary(data: dict[str, Any]) -> str:
     return f"{len(data['stages'])} stages of {kind} blocks ({counts}) after {stem_text}."
 
 
-def _check_compiles(data: dict[str, Any]) -> None:
-    """A spec the recogniser assembled but the compiler refuses is a construct the language lacks."""
+def _check_compiles(data: dict[str, Any], ops: list[TraceOp]) -> None:
+    """A spec the recogniser assembled but the compiler refuses is a construct the language lacks;
+    one whose parameter count differs from the layers the model runs is a construct it misread."""
     from resgen import api
     from resgen.errors import SpecErrors
 
     try:
-        api.compile(data)
+        compiled = api.compile(data)
     except SpecErrors as errors:
         first = str(errors).splitlines()[0].split("error: ", 1)[-1]
         raise NotExpressible("", f"{first} (the spec language cannot say this)") from None
+    modules = {id(op.module): op.module for op in ops if op.module is not None}
+    theirs = sum(p.numel() for m in modules.values() for p in m.parameters())
+    ours = compiled.analysis.totals()["params"]
+    if ours != theirs:
+        raise NotExpressible(
+            "",
+            f"the recognised spec has {ours:,} parameters, the layers the model runs {theirs:,}: "
+            "a construct the importer does not read",
+        )
 
 
 def spec_from_torch(
@@ -154,6 +164,6 @@ def spec_from_torch(
     if paths != "torchvision":
         data["torch_paths"] = paths
         notes["torch_paths"] = "timm's ResNetV2 module paths (stem.conv, stages.0.blocks.0, head.fc)"
-    _check_compiles(data)
+    _check_compiles(data, ops)
     header = ("Every layer read from the traced torch model (torch.fx).", _summary(data))
     return ImportedSpec(data=data, source=source, notes=header, field_notes=notes)
