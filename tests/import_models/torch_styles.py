@@ -27,6 +27,8 @@ def _add(style: str, a: Tensor, b: Tensor) -> Tensor:
         return operator.add(a, b)
     if style == "method":
         return a.add(b)
+    if style == "alpha":
+        return torch.add(a, b, alpha=0.5)
     return a + b
 
 
@@ -39,6 +41,8 @@ def _relu(style: str, x: Tensor, module: nn.Module | None = None) -> Tensor:
         return torch.relu(x)
     if style == "module" and module is not None:
         return module(x)
+    if style == "relu6":
+        return F.relu6(x)
     return F.relu(x)
 
 
@@ -348,6 +352,14 @@ def leaky_relu() -> nn.Module:
     return SequentialNet(relu="module", act=nn.LeakyReLU)
 
 
+def functional_relu6() -> nn.Module:
+    return SequentialNet(relu="relu6")
+
+
+def scaled_addition() -> nn.Module:
+    return SequentialNet(add="alpha")
+
+
 def bn_not_affine() -> nn.Module:
     return SequentialNet(norm=lambda c: nn.BatchNorm2d(c, affine=False))
 
@@ -370,6 +382,8 @@ REFUSED = {
     "relu6": ("layer1.0.act", "ReLU6"),
     "silu": ("layer1.0.act", "SiLU"),
     "leaky_relu": ("layer1.0.act", "LeakyReLU"),
+    "functional_relu6": ("layer1.0", "relu6"),
+    "scaled_addition": ("layer1.0", "alpha=0.5"),
     "bn_not_affine": ("layer1.0.bn1", "affine=False"),
     "bn_batch_statistics": ("layer1.0.bn1", "track_running_stats=False"),
     "dilated": ("layer1.0.conv2", "dilat"),
