@@ -110,6 +110,7 @@ KERAS_IMPORTS = (
     "relu_layer",
     "relu_ops",
     "flatten_head",
+    "keepdims_dropout_flatten_head",
     "grayscale_5_classes",
     "with_defaults",
 )

@@ -78,7 +78,9 @@ def function_op(
             raise NotExpressible(where, "adding a constant to a tensor is not expressible")
         alpha = _arg(node, 2, "alpha", 1, value)
         if alpha != 1:
-            raise NotExpressible(where, f"an addition with alpha={alpha} (a scaled tensor) is not expressible")
+            raise NotExpressible(
+                where, f"an addition with alpha={alpha} (a scaled tensor) is not expressible"
+            )
         return "add", {}
     if target in (operator.mul, operator.imul, torch.mul) or name in ("mul", "mul_"):
         if len(in_shapes) != 2:
@@ -120,7 +122,9 @@ def function_op(
     if target is F.max_pool2d or name == "max_pool2d":
         kernel = _pair(_arg(node, 1, "kernel_size", None, value))
         stride = _arg(node, 2, "stride", None, value)
-        if _pair(_arg(node, 4, "dilation", 1, value)) != (1, 1) or _arg(node, 6, "return_indices", False, value):
+        if _pair(_arg(node, 4, "dilation", 1, value)) != (1, 1) or _arg(
+            node, 6, "return_indices", False, value
+        ):
             raise NotExpressible(where, "max_pool2d with dilation or indices is not expressible")
         return "max_pool", {
             "kernel": kernel,

@@ -107,6 +107,10 @@ def build(
     if head == "flatten":
         x = layers.AveragePooling2D(x.shape[1], name="avg_pool")(x)
         x = layers.Flatten(name="flatten")(x)
+    elif head == "keepdims":
+        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+        x = layers.Dropout(0.25, name="dropout")(x)
+        x = layers.Flatten(name="flatten")(x)
     else:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, layers.Dense(classes, name="predictions")(x))
@@ -132,6 +136,10 @@ def flatten_head() -> keras.Model:
     return build(head="flatten")
 
 
+def keepdims_dropout_flatten_head() -> keras.Model:
+    return build(head="keepdims")
+
+
 def grayscale_5_classes() -> keras.Model:
     return build(channels=1, classes=5)
 
@@ -154,6 +162,7 @@ IMPORTS = (
     "relu_layer",
     "relu_ops",
     "flatten_head",
+    "keepdims_dropout_flatten_head",
     "grayscale_5_classes",
     "with_defaults",
 )
