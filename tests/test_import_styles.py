@@ -12,12 +12,13 @@ import pytest
 from resgen.importers.errors import NotExpressible
 from resgen.importers.torch_model import spec_from_torch
 from tests.helpers import assert_clean_failure, cli
-from tests.import_models import torch_styles
+from tests.import_models import torch_refused, torch_styles
 from tests.test_import_torch_files import generated_copy
 
 torch = pytest.importorskip("torch")
 
 STYLES = Path(torch_styles.__file__)
+REFUSED = Path(torch_refused.__file__)
 
 
 def randomize(model: Any, seed: int) -> None:
@@ -72,11 +73,11 @@ def test_styles_read_their_settings() -> None:
     assert [s["blocks"] for s in read("module_list")["stages"]] == [1, 1, 1]
 
 
-@pytest.mark.parametrize("factory", sorted(torch_styles.REFUSED))
+@pytest.mark.parametrize("factory", sorted(torch_refused.REFUSED))
 def test_torch_style_is_refused_naming_path_and_construct(factory: str) -> None:
-    path, words = torch_styles.REFUSED[factory]
+    path, words = torch_refused.REFUSED[factory]
     with pytest.raises(NotExpressible) as caught:
-        spec_from_torch(getattr(torch_styles, factory)(), name="styled", input_size=(32, 32), source="t")
+        spec_from_torch(getattr(torch_refused, factory)(), name="styled", input_size=(32, 32), source="t")
     text = str(caught.value)
     assert text.startswith(f"{path}: ") and words in text and "\n" not in text
 
@@ -90,7 +91,7 @@ def test_a_factory_or_class_with_defaulted_arguments_imports_from_the_cli(name: 
 
 
 def test_a_refused_style_exits_2_in_one_line_from_the_cli(tmp_path: Path) -> None:
-    lines = assert_clean_failure(cli("import", f"{STYLES}:relu6", "-o", str(tmp_path / "s.yaml")))
+    lines = assert_clean_failure(cli("import", f"{REFUSED}:relu6", "-o", str(tmp_path / "s.yaml")))
     assert len(lines) == 1 and "layer1.0.act: ReLU6 is not expressible" in lines[0]
 
 

@@ -142,8 +142,13 @@ def spec_from_torch(
             reads[-1].path,
             "a model returning its last stage's feature map (no pooling, no classifier) is not expressible",
         )
-    stem, stem_convs = read_stem(stem_tokens, notes)
-    head, classifier = read_head(head_tokens, notes)
+    try:
+        stem, stem_convs = read_stem(stem_tokens, notes)
+        head, classifier = read_head(head_tokens, notes)
+    except NotExpressible as error:  # functional code in the model's own forward has no module path
+        if error.where:
+            raise
+        raise NotExpressible("forward", error.construct) from None
     block, stages, shortcut = read_stages(reads, preact, notes)
     data: dict[str, Any] = {
         "format_version": 1,

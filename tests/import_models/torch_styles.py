@@ -1,8 +1,8 @@
 """Small torch ResNets written in the many ways people write them, for `resgen import` tests.
 
 Each factory builds a two- or three-stage network on 32x32 inputs. `IMPORTS` names those that the spec
-language can express (they must import exactly); `REFUSED` names those it cannot, with the module path
-and construct the refusal must name. Written for these tests; not taken from any project.
+language can express (they must import exactly); torch_refused.py holds those it cannot.
+Written for these tests; not taken from any project.
 """
 
 from __future__ import annotations
@@ -114,6 +114,15 @@ class Bottleneck(nn.Module):
         return self.relu(out.add(self.shortcut(x)))
 
 
+POOLED = {  # the ways a head pools the last map to (N, C)
+    "mean": lambda x: x.mean((2, 3)),
+    "mean_keepdim": lambda x: x.mean([2, 3], keepdim=True).view(x.size(0), -1),
+    "adaptive": lambda x: torch.flatten(F.adaptive_avg_pool2d(x, 1), 1),
+    "squeeze": lambda x: F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1),
+    "pool_size": lambda x: F.avg_pool2d(x, x.size()[2:]).reshape(x.shape[0], -1),
+}
+
+
 class SequentialNet(nn.Module):
     """torchvision's layout: stem conv 7x7 padding 3 + max-pool, layer1..layerN as nn.Sequential, an
     adaptive pool + nn.Flatten + Linear head. `head` picks other spellings of the head."""
@@ -163,13 +172,8 @@ class SequentialNet(nn.Module):
             x = self.flatten(self.avgpool(x))
             if self.head == "dropout":
                 x = self.drop(x)
-        elif self.head == "mean":
-            x = x.mean((2, 3))
-        elif self.head == "mean_keepdim":
-            x = x.mean([2, 3], keepdim=True)
-            x = x.view(x.size(0), -1)
-        elif self.head == "adaptive":
-            x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        else:
+            x = POOLED[self.head](x)
         return self.fc(x)
 
 
@@ -262,12 +266,16 @@ def method_add_shared_relu() -> nn.Module:
     return SequentialNet(add="method", relu="module", head="adaptive")
 
 
+def squeeze_head() -> nn.Module:
+    return SequentialNet(head="squeeze")
+
+
+def pool_size_head() -> nn.Module:
+    return SequentialNet(head="pool_size")
+
+
 def dropout_head() -> nn.Module:
     return SequentialNet(head="dropout")
-
-
-def features_only() -> nn.Module:
-    return SequentialNet(head="none")
 
 
 def bn_eps_momentum() -> nn.Module:
@@ -323,6 +331,8 @@ IMPORTS = (
     "torch_add_method_relu",
     "operator_add_torch_relu",
     "method_add_shared_relu",
+    "squeeze_head",
+    "pool_size_head",
     "dropout_head",
     "bn_eps_momentum",
     "maxpool_2x2",
@@ -336,56 +346,3 @@ IMPORTS = (
     "with_defaults",
     "DefaultsNet",
 )
-
-# --- factories the spec cannot express: each must be refused, naming the path and the construct ---
-
-
-def relu6() -> nn.Module:
-    return SequentialNet(relu="module", act=nn.ReLU6)
-
-
-def silu() -> nn.Module:
-    return SequentialNet(relu="module", act=nn.SiLU)
-
-
-def leaky_relu() -> nn.Module:
-    return SequentialNet(relu="module", act=nn.LeakyReLU)
-
-
-def functional_relu6() -> nn.Module:
-    return SequentialNet(relu="relu6")
-
-
-def scaled_addition() -> nn.Module:
-    return SequentialNet(add="alpha")
-
-
-def bn_not_affine() -> nn.Module:
-    return SequentialNet(norm=lambda c: nn.BatchNorm2d(c, affine=False))
-
-
-def bn_batch_statistics() -> nn.Module:
-    return SequentialNet(norm=lambda c: nn.BatchNorm2d(c, track_running_stats=False))
-
-
-def dilated() -> nn.Module:
-    return SequentialNet(dilation=2)
-
-
-def biased_shortcut() -> nn.Module:
-    return SequentialNet(shortcut_bias=True)
-
-
-# factory -> (module path, words of the construct) the one-line refusal must contain
-REFUSED = {
-    "features_only": ("layer2.1", "feature map"),
-    "relu6": ("layer1.0.act", "ReLU6"),
-    "silu": ("layer1.0.act", "SiLU"),
-    "leaky_relu": ("layer1.0.act", "LeakyReLU"),
-    "functional_relu6": ("layer1.0", "relu6"),
-    "scaled_addition": ("layer1.0", "alpha=0.5"),
-    "bn_not_affine": ("layer1.0.bn1", "affine=False"),
-    "bn_batch_statistics": ("layer1.0.bn1", "track_running_stats=False"),
-    "dilated": ("layer1.0.conv2", "dilat"),
-    "biased_shortcut": ("layer2.0.downsample.0", "bias"),
-}
