@@ -71,6 +71,8 @@ def test_styles_read_their_settings() -> None:
     assert (nxt["block"]["groups"], [s["stride"] for s in nxt["stages"]]) == (4, [1, 2])
     assert read("bottleneck_stride_on_1x1")["block"]["stride_on"] == "conv1"
     assert [s["blocks"] for s in read("module_list")["stages"]] == [1, 1, 1]
+    flat = read("helper_blocks_in_one_sequential")["stages"]  # one container, split where it strides
+    assert [(s["blocks"], s["filters"], s["stride"]) for s in flat] == [(1, 8, 1), (2, 16, 2), (1, 32, 2)]
 
 
 @pytest.mark.parametrize("factory", sorted(torch_refused.REFUSED))

@@ -326,6 +326,35 @@ class DefaultsNet(SequentialNet):
         super().__init__((8, 16, 32), blocks, classes=classes, add="iadd")
 
 
+def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    parts = [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*parts, *([nn.ReLU(inplace=True)] if relu else []))
+
+
+class HelperBlock(nn.Module):
+    """A block built from a conv-BN-ReLU helper; an empty nn.Sequential as the identity shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv_bn(cin, cout, stride), _conv_bn(cout, cout, relu=False)
+        self.skip = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.b(self.a(x)) + self.skip(x))
+
+
+def helper_blocks_in_one_sequential() -> nn.Module:
+    """Every block in one nn.Sequential (`features`); the head an nn.Sequential with a dropout."""
+    widths = [(8, 8, 1), (8, 16, 2), (16, 16, 1), (16, 32, 2)]
+    return nn.Sequential(
+        _conv_bn(3, 8),
+        nn.Sequential(*(HelperBlock(*w) for w in widths)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(32, 6)),
+    )
+
+
 IMPORTS = (
     "iadd_inplace",
     "torch_add_method_relu",
@@ -343,6 +372,7 @@ IMPORTS = (
     "bottleneck_v15",
     "bottleneck_stride_on_1x1",
     "resnext",
+    "helper_blocks_in_one_sequential",
     "with_defaults",
     "DefaultsNet",
 )
