@@ -38,6 +38,7 @@ FRAMEWORK_MODULES = frozenset(
         "test_import_frameworks.py",
         "test_import_keras.py",
         "test_import_torch.py",
+        "test_import_styles.py",
         "test_import_torch_files.py",
         "test_keras_target.py",
         "test_keras_weight_files.py",

@@ -99,7 +99,11 @@ def read_graph(model: Any) -> Graph:
         raise NotExpressible(model.name, "a model with several inputs or outputs is not expressible")
     model_nodes = set(getattr(model, "_nodes", ()))  # Keras 3 keys them "ID_ib-INDEX"
     nodes: dict[str, Node] = {}
+    outer: dict[str, str] = {}  # a nested Sequential -> its last layer's node
     for op in model.operations:
+        if _is_sequential(op):
+            outer[op.name] = _inline(op, _inputs_of(op, model_nodes), nodes)
+            continue
         kind = _kind(op)
         inbound = [n for i, n in enumerate(op._inbound_nodes) if f"{id(op)}_ib-{i}" in model_nodes]
         if kind == "input" or not model_nodes:
@@ -114,12 +118,55 @@ def read_graph(model: Any) -> Graph:
         operation = type(op).__module__.startswith("keras.src.ops.")
         config = {"name": op.name} if operation else dict(op.get_config())
         nodes[op.name] = Node(op.name, kind, config, inputs, shape, op)
+    if outer:
+        nodes = {
+            k: Node(n.name, n.kind, n.config, tuple(outer.get(i, i) for i in n.inputs), n.shape, n.layer)
+            for k, n in nodes.items()
+        }
     nodes = _split_activations(nodes)
     order = _topological(nodes)
     source = model.inputs[0]._keras_history.operation.name
     output = model.outputs[0]._keras_history.operation.name
+    output = outer.get(output, output)
     output = next((n for n in nodes if n.startswith(f"{output}/")), output)
     return Graph(nodes, order, source, output)
+
+
+def _is_sequential(op: Any) -> bool:
+    import keras
+
+    return isinstance(op, keras.Sequential)
+
+
+def _inputs_of(op: Any, model_nodes: set[Any]) -> tuple[str, ...]:
+    inbound = [n for i, n in enumerate(op._inbound_nodes) if f"{id(op)}_ib-{i}" in model_nodes]
+    if len(inbound) != 1 and model_nodes:
+        raise NotExpressible(op.name, "a layer applied more than once (shared weights) is not expressible")
+    node = (inbound or op._inbound_nodes)[0]
+    return tuple(t._keras_history.operation.name for t in node.input_tensors)
+
+
+def _inline(seq: Any, inputs: tuple[str, ...], nodes: dict[str, Node]) -> str:
+    """A keras.Sequential used as one layer of the functional model, read as its layers in a
+    chain (named SEQUENTIAL/LAYER); the name of its last node."""
+    if len(inputs) != 1:
+        raise NotExpressible(seq.name, "a Sequential with several inputs is not expressible")
+    previous = inputs[0]
+    shape = tuple(nodes[previous].shape) if previous in nodes else None
+    if shape is None:
+        raise NotExpressible(seq.name, "a Sequential reading a tensor of unknown shape is not expressible")
+    for layer in seq.layers:
+        if _is_sequential(layer):
+            raise NotExpressible(
+                f"{seq.name}/{layer.name}", "a Sequential inside a Sequential is not expressible"
+            )
+        name = f"{seq.name}/{layer.name}"
+        shape = tuple(layer.compute_output_shape((None, *shape))[1:])
+        nodes[name] = Node(name, _kind(layer), dict(layer.get_config()), (previous,), shape, layer)
+        previous = name
+    if previous == inputs[0]:
+        raise NotExpressible(seq.name, "an empty Sequential is not expressible")
+    return previous
 
 
 def _kind(op: Any) -> str:

@@ -174,6 +174,11 @@ def head(items: tuple[Item, ...]) -> tuple[dict[str, Any], list[Node]]:
     else:
         raise NotExpressible(pool.name, f"{pool.class_name} where the head pools is not expressible")
     rest = nodes[i + 1 :]
+    if keepdims:  # GlobalAveragePooling2D(keepdims=True) then Flatten (a dropout between): a pooled vector
+        at = 1 if rest[:1] and rest[0].kind == "dropout" else 0
+        if [n.kind for n in rest[at : at + 1]] == ["flatten"]:
+            rest = rest[:at] + rest[at + 1 :]
+            keepdims = False
     if rest and rest[0].kind == "dropout" and not rest[0].config.get("noise_shape"):
         data["dropout"] = float(rest[0].config["rate"])
         rest = rest[1:]

@@ -76,6 +76,11 @@ def function_op(
     if target in (operator.add, operator.iadd, torch.add) or name in ("add", "add_", "__add__", "__iadd__"):
         if len(in_shapes) != 2:
             raise NotExpressible(where, "adding a constant to a tensor is not expressible")
+        alpha = _arg(node, 2, "alpha", 1, value)
+        if alpha != 1:
+            raise NotExpressible(
+                where, f"an addition with alpha={alpha} (a scaled tensor) is not expressible"
+            )
         return "add", {}
     if target in (operator.mul, operator.imul, torch.mul) or name in ("mul", "mul_"):
         if len(in_shapes) != 2:
@@ -92,7 +97,9 @@ def function_op(
         return "pad", {"pads": pads, "mode": mode, "value": float(fill or 0.0)}
     if target is operator.getitem:
         return "subsample", _slice_stride(value(node.args[1]), in_shapes[0], where)
-    if target in (torch.flatten,) or name in ("flatten", "view", "reshape", "squeeze"):
+    if target is torch.squeeze or name == "squeeze":
+        return _squeeze(node, in_shapes[0], out_shape, where)
+    if target in (torch.flatten,) or name in ("flatten", "view", "reshape"):
         if len(out_shape) == 2 and out_shape[0] == in_shapes[0][0]:
             return "flatten", {}
         if out_shape == in_shapes[0]:
@@ -103,6 +110,8 @@ def function_op(
     if target is F.avg_pool2d or name == "avg_pool2d":
         kernel = _pair(_arg(node, 1, "kernel_size", None, value))
         stride = _arg(node, 2, "stride", None, value)
+        if _arg(node, 6, "divisor_override", None, value):
+            raise NotExpressible(where, "avg_pool2d with divisor_override is not expressible")
         literal = not _computed(node.args[1] if len(node.args) > 1 else node.kwargs.get("kernel_size"))
         return "avg_pool", {
             "kernel": kernel,
@@ -115,6 +124,10 @@ def function_op(
     if target is F.max_pool2d or name == "max_pool2d":
         kernel = _pair(_arg(node, 1, "kernel_size", None, value))
         stride = _arg(node, 2, "stride", None, value)
+        if _pair(_arg(node, 4, "dilation", 1, value)) != (1, 1) or _arg(
+            node, 6, "return_indices", False, value
+        ):
+            raise NotExpressible(where, "max_pool2d with dilation or indices is not expressible")
         return "max_pool", {
             "kernel": kernel,
             "stride": _pair(stride) if stride else kernel,
@@ -141,6 +154,22 @@ def function_op(
         return ("identity", {}) if p == 0 else ("dropout", {"p": p})
     owner = f" (in {cls})" if cls else ""
     raise NotExpressible(where, f"{name}{owner} is not expressible")
+
+
+def _squeeze(
+    node: Any, shape: tuple[int, ...], out: tuple[int, ...], where: str
+) -> tuple[str, dict[str, Any]]:
+    """Squeezing a pooled (N, C, 1, 1) map: ``squeeze(-1)`` twice, ``squeeze((2, 3))`` or ``squeeze()``.
+    The trace runs one image, so ``squeeze()`` drops the batch axis too; with a batch it keeps it."""
+    pooled = len(shape) == 4 and shape[2:] == (1, 1)
+    if out == shape:
+        return "identity", {}
+    if len(shape) >= 2 and out[:2] == shape[:2] and all(d == 1 for d in out[2:]) and pooled:
+        return ("flatten", {}) if len(out) == 2 else ("identity", {})
+    no_dims = len(node.args) < 2 and "dim" not in node.kwargs
+    if no_dims and pooled and shape[0] == 1 and out == (shape[1],):
+        return "flatten", {}
+    raise NotExpressible(where, f"squeezing a tensor of shape {shape} to {out} is not expressible")
 
 
 def _computed(arg: Any) -> bool:

@@ -17,6 +17,18 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+def _string_padding(m: Any, path: str) -> tuple[int, int]:
+    """padding="valid" is 0; padding="same" (stride 1) is k // 2 on each side when the dilated kernel
+    is odd, and uneven (torch pads the extra row after) when it is even."""
+    if m.padding == "valid":
+        return (0, 0)
+    totals = [d * (k - 1) for k, d in zip(_pair(m.kernel_size), _pair(m.dilation), strict=True)]
+    if any(t % 2 for t in totals):
+        k = "x".join(str(k) for k in _pair(m.kernel_size))
+        raise NotExpressible(path, f"padding='same' with the even kernel {k} pads unevenly; not expressible")
+    return (totals[0] // 2, totals[1] // 2)
+
+
 def _conv(m: Any, path: str) -> tuple[str, dict[str, Any]]:
     from torch import nn
 
@@ -32,14 +44,12 @@ def _conv(m: Any, path: str) -> tuple[str, dict[str, Any]]:
             raise NotExpressible(path, f"{cls} (a convolution with its own forward) is not expressible")
     if m.padding_mode != "zeros":
         raise NotExpressible(path, f"{cls} with padding_mode {m.padding_mode!r} is not expressible")
-    if isinstance(m.padding, str):
-        raise NotExpressible(path, f"{cls} with padding {m.padding!r} is not expressible")
     return "conv", {
         "in": m.in_channels,
         "out": m.out_channels,
         "kernel": _pair(m.kernel_size),
         "stride": _pair(m.stride),
-        "padding": _pair(m.padding),
+        "padding": _string_padding(m, path) if isinstance(m.padding, str) else _pair(m.padding),
         "dilation": _pair(m.dilation),
         "groups": m.groups,
         "bias": m.bias is not None,
@@ -69,10 +79,12 @@ def _norm(m: Any, path: str) -> tuple[str, dict[str, Any]]:
 
     cls = type(m).__name__
     if isinstance(m, nn.BatchNorm2d):
-        if not (m.affine and m.track_running_stats):
+        if not m.affine:
+            raise NotExpressible(path, f"{cls} with affine=False (no scale and shift) is not expressible")
+        if not m.track_running_stats:
             raise NotExpressible(
                 path,
-                f"{cls} without affine parameters or running statistics is not expressible",
+                f"{cls} with track_running_stats=False (batch statistics in eval) is not expressible",
             )
         if type(m).forward is not nn.BatchNorm2d.forward and not hasattr(m, "act"):
             raise NotExpressible(path, f"{cls} is not expressible")

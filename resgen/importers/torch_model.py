@@ -109,16 +109,26 @@ def _summary(data: dict[str, Any]) -> str:
     return f"{len(data['stages'])} stages of {kind} blocks ({counts}) after {stem_text}."
 
 
-def _check_compiles(data: dict[str, Any]) -> None:
-    """A spec the recogniser assembled but the compiler refuses is a construct the language lacks."""
+def _check_compiles(data: dict[str, Any], ops: list[TraceOp]) -> None:
+    """A spec the recogniser assembled but the compiler refuses is a construct the language lacks;
+    one whose parameter count differs from the layers the model runs is a construct it misread."""
     from resgen import api
     from resgen.errors import SpecErrors
 
     try:
-        api.compile(data)
+        compiled = api.compile(data)
     except SpecErrors as errors:
         first = str(errors).splitlines()[0].split("error: ", 1)[-1]
         raise NotExpressible("", f"{first} (the spec language cannot say this)") from None
+    modules = {id(op.module): op.module for op in ops if op.module is not None}
+    theirs = sum(p.numel() for m in modules.values() for p in m.parameters())
+    ours = compiled.analysis.totals()["params"]
+    if ours != theirs:
+        raise NotExpressible(
+            "",
+            f"the recognised spec has {ours:,} parameters, the layers the model runs {theirs:,}: "
+            "a construct the importer does not read",
+        )
 
 
 def spec_from_torch(
@@ -130,8 +140,18 @@ def spec_from_torch(
     toks = tokens(ops)
     stem_tokens, reads, head_tokens, preact = _split(toks)
     notes: dict[str, str] = {}
-    stem, stem_convs = read_stem(stem_tokens, notes)
-    head, classifier = read_head(head_tokens, notes)
+    if not head_tokens:
+        raise NotExpressible(
+            reads[-1].path,
+            "a model returning its last stage's feature map (no pooling, no classifier) is not expressible",
+        )
+    try:
+        stem, stem_convs = read_stem(stem_tokens, notes)
+        head, classifier = read_head(head_tokens, notes)
+    except NotExpressible as error:  # functional code in the model's own forward has no module path
+        if error.where:
+            raise
+        raise NotExpressible("forward", error.construct) from None
     block, stages, shortcut = read_stages(reads, preact, notes)
     data: dict[str, Any] = {
         "format_version": 1,
@@ -152,6 +172,6 @@ def spec_from_torch(
     if paths != "torchvision":
         data["torch_paths"] = paths
         notes["torch_paths"] = "timm's ResNetV2 module paths (stem.conv, stages.0.blocks.0, head.fc)"
-    _check_compiles(data)
+    _check_compiles(data, ops)
     header = ("Every layer read from the traced torch model (torch.fx).", _summary(data))
     return ImportedSpec(data=data, source=source, notes=header, field_notes=notes)

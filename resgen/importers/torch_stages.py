@@ -20,14 +20,23 @@ def _stage_key(path: str) -> str:
 
 def _groups(reads: list[BlockRead]) -> list[list[BlockRead]]:
     """Blocks by stage: by their parent module (layer1, stages.0.blocks), else where the width or
-    resolution changes."""
+    resolution changes. A parent holding blocks of several widths (every block in one nn.Sequential)
+    is a container of stages, not a stage: it is split where the width or resolution changes."""
     if all(_stage_key(r.path) != r.path for r in reads):
-        return [list(g) for _, g in groupby(reads, key=lambda r: _stage_key(r.path))]
+        parents = [list(g) for _, g in groupby(reads, key=lambda r: _stage_key(r.path))]
+    else:
+        parents = [reads]
     stages: list[list[BlockRead]] = []
-    for r in reads:
-        if not stages or r.out_channels != stages[-1][-1].out_channels or r.stride != 1:
-            stages.append([])
-        stages[-1].append(r)
+    for group in parents:
+        one_stage = len({r.out_channels for r in group}) == 1 and sum(r.stride != 1 for r in group) <= 1
+        if one_stage and group is not reads:
+            stages.append(group)
+            continue
+        start = len(stages)
+        for r in group:
+            if len(stages) == start or r.out_channels != stages[-1][-1].out_channels or r.stride != 1:
+                stages.append([])
+            stages[-1].append(r)
     return stages
 
 
