@@ -193,9 +193,10 @@ def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
 # --- non-trivial BatchNorm statistics ------------------------------------------------------------------
 
 
-def randomize_torch_batch_norm(model: Any, seed: int = 1) -> None:
+def randomize_torch_batch_norm(model: Any, seed: int = 1, *, signed_scales: bool = False) -> None:
     """Random running statistics and affine terms in every torch BatchNorm2d, so that epsilon, momentum
-    and wiring mistakes show: mean ~ N(0, 0.1), var ~ U(0.5, 1.5), weight ~ U(0.5, 1.5), bias ~ N(0, 0.1)."""
+    and wiring mistakes show: mean ~ N(0, 0.1), var ~ U(0.5, 1.5), weight ~ U(0.5, 1.5) (N(0, 1), of
+    both signs, with `signed_scales`), bias ~ N(0, 0.1)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -205,7 +206,8 @@ def randomize_torch_batch_norm(model: Any, seed: int = 1) -> None:
                 c = mod.num_features
                 mod.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
                 mod.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                mod.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                scale = torch.randn(c, generator=gen) if signed_scales else torch.rand(c, generator=gen) + 0.5
+                mod.weight.copy_(scale)
                 mod.bias.copy_(torch.randn(c, generator=gen) * 0.1)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from resgen.importers.errors import NotExpressible
 from resgen.importers.torch_model import spec_from_torch
-from tests.helpers import assert_clean_failure, cli
+from tests.helpers import assert_clean_failure, cli, randomize_torch_batch_norm
 from tests.import_models import torch_refused, torch_styles
 from tests.test_import_torch_files import generated_copy
 
@@ -19,18 +19,6 @@ torch = pytest.importorskip("torch")
 
 STYLES = Path(torch_styles.__file__)
 REFUSED = Path(torch_refused.__file__)
-
-
-def randomize(model: Any, seed: int) -> None:
-    """Normalization scales of both signs and shifted statistics, so every convention shows."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
 
 
 def _channels(model: Any) -> int:
@@ -41,7 +29,7 @@ def _channels(model: Any) -> int:
 def test_torch_style_imports_and_reproduces(factory: str) -> None:
     torch.manual_seed(0)
     model = getattr(torch_styles, factory)()
-    randomize(model, 1)
+    randomize_torch_batch_norm(model, 1, signed_scales=True)
     data = spec_from_torch(
         model, name="styled", input_size=(32, 32), source=f"torch_styles.py:{factory}"
     ).data

@@ -11,24 +11,13 @@ import resgen
 from resgen.generated_module import import_generated
 from resgen.importers.torch_model import spec_from_torch
 from resgen.load import preset_names
+from tests.helpers import randomize_torch_batch_norm
 from tests.import_models import cifar_resnets
 
 torch = pytest.importorskip("torch")
 
 CIFAR = ["resnet20", "resnet32", "resnet20_b", "preact_resnet20", "preact_bottleneck29"]
 EXPECTED_SHORTCUT = {"resnet20": "zero_pad", "resnet32": "zero_pad", "resnet20_b": "projection"}
-
-
-def randomize(model: Any, seed: int) -> None:
-    """Normalization scales of both signs, shifted statistics: every convention shows in outputs."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen))
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
 
 
 def generated_copy(model: Any, data: dict[str, Any]) -> Any:
@@ -46,7 +35,7 @@ def generated_copy(model: Any, data: dict[str, Any]) -> Any:
 def test_cifar_file_imports_and_reproduces(factory: str) -> None:
     torch.manual_seed(0)
     model = getattr(cifar_resnets, factory)()
-    randomize(model, 1)
+    randomize_torch_batch_norm(model, 1, signed_scales=True)
     data = spec_from_torch(
         model, name=factory, input_size=(32, 32), source=f"cifar_resnets.py:{factory}"
     ).data
