@@ -5,33 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from resgen.importers.errors import NotExpressible
+from resgen.importers.errors import NotExpressible, agreed
 from resgen.importers.torch_blocks import BlockRead
 from resgen.importers.torch_trace import TraceOp
-
-
-def _uniform(ops: list[TraceOp], what: str, get: Any) -> Any:
-    first = get(ops[0])
-    for op in ops[1:]:
-        if get(op) != first:
-            raise NotExpressible(
-                op.path,
-                f"{what} {get(op)!r} where other layers have {first!r} is not expressible",
-            )
-    return first
 
 
 def _norm(ops: list[TraceOp], notes: dict[str, str]) -> dict[str, Any]:
     norms = [op for op in ops if op.kind == "norm"]
     if not norms:
         raise NotExpressible("", "a model without normalization is not expressible")
-    kind = _uniform(norms, "normalization", lambda op: op.attrs["norm"])
-    eps = _uniform(norms, "epsilon", lambda op: op.attrs["eps"])
+    kind = agreed(norms, "normalization", lambda op: op.attrs["norm"], among="layers")
+    eps = agreed(norms, "epsilon", lambda op: op.attrs["eps"], among="layers")
     if kind == "group":
-        groups = _uniform(norms, "GroupNorm groups", lambda op: op.attrs["groups"])
+        groups = agreed(norms, "GroupNorm groups", lambda op: op.attrs["groups"], among="layers")
         notes["norm"] = f"GroupNorm({groups}, C, eps={eps:g})"
         return {"kind": "group", "groups": groups, "epsilon": eps}
-    momentum = _uniform(norms, "BatchNorm momentum", lambda op: op.attrs["momentum"])
+    momentum = agreed(norms, "BatchNorm momentum", lambda op: op.attrs["momentum"], among="layers")
     notes["norm"] = f"torch momentum {momentum:g}"
     return {"epsilon": eps, "momentum": round(1.0 - momentum, 12)}
 
@@ -39,7 +28,7 @@ def _norm(ops: list[TraceOp], notes: dict[str, str]) -> dict[str, Any]:
 def _padding(convs: list[TraceOp]) -> str:
     """symmetric or tf_same; a 1x1 convolution pads nothing in either."""
     wide = [op for op in convs if op.attrs["kernel"] != (1, 1)] or convs
-    tf_same = _uniform(wide, "TensorFlow 'same' padding", lambda op: op.attrs["tf_same"])
+    tf_same = agreed(wide, "TensorFlow 'same' padding", lambda op: op.attrs["tf_same"], among="layers")
     for op in convs:
         if tf_same and (op.attrs["tf_same"] or op.attrs["padding"] == (0, 0)):
             continue
@@ -129,7 +118,9 @@ def network_settings(
                 op.path, "a grouped convolution other than a bottleneck's 3x3 is not expressible"
             )
     out: dict[str, Any] = {"norm": _norm(ops, notes)}
-    standardized = _uniform(convs, "weight standardization", lambda op: op.attrs["standardized"])
+    standardized = agreed(
+        convs, "weight standardization", lambda op: op.attrs["standardized"], among="layers"
+    )
     if standardized is not None:
         out["conv"] = {"kind": "weight_standardized", "epsilon": standardized}
         notes["conv"] = f"timm's StdConv2d(eps={standardized:g})"

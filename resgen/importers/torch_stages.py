@@ -9,7 +9,7 @@ import math
 from itertools import groupby
 from typing import Any
 
-from resgen.importers.errors import NotExpressible
+from resgen.importers.errors import NotExpressible, agreed
 from resgen.importers.torch_blocks import BlockRead
 
 
@@ -40,23 +40,12 @@ def _groups(reads: list[BlockRead]) -> list[list[BlockRead]]:
     return stages
 
 
-def _same(reads: list[BlockRead], what: str, get: Any) -> Any:
-    first = get(reads[0])
-    for r in reads[1:]:
-        if get(r) != first:
-            raise NotExpressible(
-                r.path,
-                f"{what} {get(r)!r} where other blocks have {first!r} is not expressible",
-            )
-    return first
-
-
 def _widths(stages: list[list[BlockRead]]) -> tuple[list[int], dict[str, Any]]:
     """Stage filters and the bottleneck width rule (expansion, groups, width_per_group, reduce_first)."""
     reads = [r for s in stages for r in s]
-    groups = _same(reads, "a 3x3 convolution with groups", lambda r: r.groups)
+    groups = agreed(reads, "a 3x3 convolution with groups", lambda r: r.groups, among="blocks")
     for s in stages:
-        _same(s, "a block width", lambda r: (r.reduced, r.inner, r.out_channels))
+        agreed(s, "a block width", lambda r: (r.reduced, r.inner, r.out_channels), among="blocks")
     firsts = [s[0] for s in stages]
     for r in firsts:
         if r.inner % r.reduced:
@@ -64,7 +53,7 @@ def _widths(stages: list[list[BlockRead]]) -> tuple[list[int], dict[str, Any]]:
                 r.path,
                 f"a first 1x1 of {r.reduced} channels widening to {r.inner} is not expressible",
             )
-    reduce_first = _same(firsts, "a first-1x1 reduction", lambda r: r.inner // r.reduced)
+    reduce_first = agreed(firsts, "a first-1x1 reduction", lambda r: r.inner // r.reduced, among="blocks")
     for e in (4, 1, 2, 8, 3, 6, 16):
         if any(r.out_channels % e for r in firsts):
             continue
@@ -136,11 +125,11 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
     """The block section, the stages and the shortcut section."""
     stages = _groups(reads)
     # one kind per stage (timm's per-stage block classes); the first stage's is block.kind
-    kinds = [_same(s, "a block kind", lambda r: r.kind) for s in stages]
+    kinds = [agreed(s, "a block kind", lambda r: r.kind, among="blocks") for s in stages]
     kind = kinds[0]
-    _same(reads, "pre-activation", lambda r: r.preactivation)
+    agreed(reads, "pre-activation", lambda r: r.preactivation, among="blocks")
     for s in stages:
-        _same(s, "a block's output width", lambda r: r.out_channels)
+        agreed(s, "a block's output width", lambda r: r.out_channels, among="blocks")
     block: dict[str, Any] = {"kind": kind}
     if preact:
         block["preactivation"] = True
@@ -173,11 +162,13 @@ def read_stages(reads: list[BlockRead], preact: bool, notes: dict[str, str]) -> 
     if stride_block != "first":
         block["stride_block"] = stride_block
     strided = [r for r in reads if r.stride != 1]
-    anti = _same(strided, "anti-aliasing", lambda r: r.anti_alias) if strided else None
+    anti = agreed(strided, "anti-aliasing", lambda r: r.anti_alias, among="blocks") if strided else None
     if anti:
         block["anti_alias"] = anti
         notes["block.anti_alias"] = "a pool after the strided 3x3 carries the stride (timm's aa_layer)"
-    has = _same(reads, "channel attention", lambda r: r.attention.kind if r.attention else None)
+    has = agreed(
+        reads, "channel attention", lambda r: r.attention.kind if r.attention else None, among="blocks"
+    )
     if has == "se":
         block["attention"] = _se_rule(reads)
         notes["block.attention"] = "squeeze-and-excitation at the end of every residual branch"
@@ -215,15 +206,15 @@ def _shortcut(stages: list[list[BlockRead]], reads: list[BlockRead]) -> dict[str
     if not projections or kinds - {"projection", "max_pool"}:
         raise NotExpressible(used[0].path, f"shortcuts of kinds {sorted(kinds)} together are not expressible")
     out: dict[str, Any] = {"kind": "projection"}
-    out["norm"] = _same(projections, "a projection norm", lambda r: r.shortcut["norm"])
-    source = _same(projections, "a projection source", lambda r: r.shortcut["source"])
+    out["norm"] = agreed(projections, "a projection norm", lambda r: r.shortcut["norm"], among="blocks")
+    source = agreed(projections, "a projection source", lambda r: r.shortcut["source"], among="blocks")
     if source != "input":
         out["source"] = source
     strided = [r for r in projections if r.stride != 1]
     if strided:
-        if _same(strided, "a projection kernel", lambda r: r.shortcut["kernel_size"]) == 3:
+        if agreed(strided, "a projection kernel", lambda r: r.shortcut["kernel_size"], among="blocks") == 3:
             out["kernel_size"] = 3
-        if _same(strided, "an average-pool downsample", lambda r: r.shortcut["avg_pool"]):
+        if agreed(strided, "an average-pool downsample", lambda r: r.shortcut["avg_pool"], among="blocks"):
             out["downsample"] = "avg_pool"
     for r in projections:
         if r.stride == 1 and r.shortcut["kernel_size"] != 1:
