@@ -82,6 +82,15 @@ def _weighted_groups(model: Any) -> list[tuple[str, str]]:
     return [(group, layer) for group, layer, count in keras_paths(model) if count]
 
 
+def _save(model: Any, path: Path) -> None:
+    """A `.h5` path gets Keras' legacy HDF5 file (weights keyed by layer and placed in order), a
+    `.weights.h5` path Keras 3's weights file (layers named by class and position)."""
+    if path.name.endswith(".weights.h5"):
+        model.save_weights(path)
+    else:
+        model.save(path)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_layers_in_keras_applications_order(name: str) -> None:
     assert _weighted_groups(_generated(name)) == _weighted_groups(_reference(name))
@@ -92,10 +101,7 @@ def test_layers_in_keras_applications_order(name: str) -> None:
 def test_keras_applications_file_loads_without_by_name(name: str, suffix: str, tmp_path: Path) -> None:
     reference = _randomized(_reference(name), np.random.default_rng(0))
     path = tmp_path / f"{name}{suffix}"
-    if suffix == ".h5":
-        reference.save(path)  # Keras' legacy HDF5 file, weights keyed by layer and placed in order
-    else:
-        reference.save_weights(path)
+    _save(reference, path)
     model = _generated(name)
     model.load_weights(path)
     diff = _max_diff(model, reference)
@@ -108,10 +114,7 @@ def test_keras_applications_file_loads_without_by_name(name: str, suffix: str, t
 def test_generated_file_loads_into_keras_applications(name: str, suffix: str, tmp_path: Path) -> None:
     model = _randomized(_generated(name), np.random.default_rng(2))
     path = tmp_path / f"{name}{suffix}"
-    if suffix == ".h5":
-        model.save(path)
-    else:
-        model.save_weights(path)
+    _save(model, path)
     reference = _reference(name)
     reference.load_weights(path)
     diff = _max_diff(reference, model)
@@ -124,10 +127,7 @@ def test_generated_file_loads_into_keras_applications(name: str, suffix: str, tm
 def test_rosebrock_tutorial_file_loads_by_position(name: str, suffix: str, tmp_path: Path) -> None:
     seed = _randomized(seed_build(**SEED_CONFIGS[name][0]), np.random.default_rng(3))
     path = tmp_path / f"{name}{suffix}"
-    if suffix == ".h5":
-        seed.save(path)
-    else:
-        seed.save_weights(path)
+    _save(seed, path)
     model = helpers.generated_module("keras", name).build_model()
     model.load_weights(path)
     flatten = next(layer.name for layer in seed.layers if isinstance(layer, keras.layers.Flatten))
