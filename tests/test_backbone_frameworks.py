@@ -24,17 +24,22 @@ def _generated(net: resgen.Compiled) -> Any:
     return import_generated(source, f"backbone_{net.name}_{len(source)}").build_model().eval()
 
 
-def compare_taps(net: resgen.Compiled, reference: Any) -> list[tuple[float, float]]:
-    """(max |ours - reference|, max |reference|) of every tap, after a strict load of the reference's
-    state dict with randomized normalization tensors."""
-    ours = _generated(net)
-    reference = reference.eval()
+def _outputs(ours: Any, reference: Any, net: resgen.Compiled) -> tuple[Any, Any]:
+    """Both models' eval outputs on one random batch, after a strict load of the reference's state
+    dict with randomized normalization tensors into ours."""
+    ours, reference = ours.eval(), reference.eval()
     state = random_state(reference, seed=3)
     reference.load_state_dict(state)
     ours.load_state_dict(state, strict=True)
     x = torch.randn(2, 3, *net.graph.input_hwc[:2], generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        got, want = ours(x), reference(x)
+        return ours(x), reference(x)
+
+
+def compare_taps(net: resgen.Compiled, reference: Any) -> list[tuple[float, float]]:
+    """(max |ours - reference|, max |reference|) of every tap, after a strict load of the reference's
+    state dict with randomized normalization tensors."""
+    got, want = _outputs(_generated(net), reference, net)
     assert isinstance(got, list) and len(got) == len(want)
     assert [tuple(g.shape) for g in got] == [tuple(w.shape) for w in want]
     return [(float((g - w).abs().max()), float(w.abs().max())) for g, w in zip(got, want, strict=True)]
@@ -97,14 +102,8 @@ def _dilated(preset: str, output_stride: int, **backbone: Any) -> dict[str, Any]
 
 def _max_diff(source: str, net: resgen.Compiled, reference: Any) -> tuple[float, float]:
     """(max |ours - reference|, max |reference|) of the torch source after a strict load."""
-    ours = import_generated(source, f"dilated_{net.name}_{len(source)}").build_model().eval()
-    reference = reference.eval()
-    state = random_state(reference, seed=3)
-    reference.load_state_dict(state)
-    ours.load_state_dict(state, strict=True)
-    x = torch.randn(2, 3, *net.graph.input_hwc[:2], generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        got, want = ours(x), reference(x)
+    ours = import_generated(source, f"dilated_{net.name}_{len(source)}").build_model()
+    got, want = _outputs(ours, reference, net)
     assert got.shape == want.shape
     return float((got - want).abs().max()), float(want.abs().max())
 
