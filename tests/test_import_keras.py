@@ -18,7 +18,6 @@ from resgen.generated_module import import_generated  # noqa: E402
 from resgen.importers.errors import NotExpressible  # noqa: E402
 from resgen.importers.keras_model import spec_from_keras  # noqa: E402
 from resgen.load import preset_names  # noqa: E402
-from resgen.ops import MaxPool  # noqa: E402
 from resgen.spec import Spec  # noqa: E402
 from tests.helpers import randomize_keras_batch_norm  # noqa: E402
 
@@ -46,24 +45,11 @@ def _params(names: Any, fast: tuple[str, ...]) -> list[Any]:
     return [pytest.param(n, marks=() if n in fast else pytest.mark.slow) for n in names]
 
 
-def invisible_only(d: SpecDiff) -> bool:
-    """Whether the layer graphs differ only where the function cannot: a max-pool that pads with
-    zeros on one side and -inf on the other, of an input that is never negative (it follows a ReLU).
-    A generated Keras file writes both as ZeroPadding2D, so an import cannot tell them apart."""
-    if d.graph.added or d.graph.removed or not d.graph.changed:
-        return False
-    for change in d.graph.changed:
-        op = d.new.graph[change.name].op
-        if set(change.attrs) != {"pad_value"} or not (isinstance(op, MaxPool) and op.input_nonnegative):
-            return False
-    return True
-
-
 def assert_same_network(data: dict[str, Any], preset: Compiled | str) -> SpecDiff:
     d = api.diff(data, preset)
     changes = [(c.where, c.old, c.new) for c in d.network_changes]
     graph = (d.graph.added[:5], d.graph.removed[:5], [(c.name, c.attrs) for c in d.graph.changed[:5]])
-    assert d.same or invisible_only(d), f"{changes}; layers added, removed, changed: {graph}"
+    assert d.same, f"{changes}; layers added, removed, changed: {graph}"
     return d
 
 
